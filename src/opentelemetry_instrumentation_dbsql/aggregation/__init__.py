@@ -1,0 +1,1 @@
+"""Per-statement aggregation: spans in, one immutable record per statement out."""

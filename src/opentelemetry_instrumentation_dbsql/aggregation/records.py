@@ -1,0 +1,97 @@
+"""The immutable records the aggregation processor emits, and the sink protocol that takes them.
+
+A record holds only identifiers, enumerations and numbers: never SQL text, parameter values,
+error messages, table names, tokens or URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """The first error of a statement or connection."""
+
+    error_type: str  # qualified exception class name, e.g. "databricks.sql.exc.ServerOperationError"
+    category: str  # errors.ErrorCategory value, e.g. "syntax_error"
+    terminal: bool
+    sqlstate: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDetails:
+    """Result chunks of a statement (CloudFetch files, or inline result pages)."""
+
+    initial_chunk_latency_ms: int | None = None
+    slowest_chunk_latency_ms: int | None = None
+    total_chunks_present: int | None = None
+    total_chunks_iterated: int | None = None
+    sum_chunks_download_time_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementRecord:
+    """Everything that happened to one statement."""
+
+    session_id: str | None
+    statement_id: str
+    host: str  # server.address the statement ran against (export routing key)
+    port: int | None
+    operation_type: str  # EXECUTE_STATEMENT, LIST_CATALOGS, LIST_SCHEMAS, LIST_TABLES, ...
+    statement_type: str  # QUERY | SQL | UPDATE | METADATA
+    start_time_ns: int
+    execute_latency_ms: int  # until results are ready (result_set_ready_latency)
+    consumption_latency_ms: int | None  # result set open until completion
+    poll_count: int
+    poll_latency_ms: int
+    retry_count: int
+    result_format: str | None  # INLINE_ARROW | EXTERNAL_LINKS | COLUMNAR_INLINE
+    compressed: bool | None
+    returned_rows: int | None
+    rows_modified: int | None
+    result_bytes: int | None
+    fetch_round_trips: int
+    chunks: ChunkDetails
+    is_async: bool
+    batch_size: int | None
+    cancelled: bool
+    error: ErrorRecord | None
+    complete: bool  # False when evicted before completion
+    completion_reason: str  # closed | connection_closed | failed | evicted_idle | evicted_capacity | shutdown
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """Opening (CREATE_SESSION) or closing (DELETE_SESSION) of a session."""
+
+    operation_type: str  # CREATE_SESSION | DELETE_SESSION
+    session_id: str | None
+    host: str
+    port: int | None
+    http_path: str | None
+    backend: str | None  # thrift | sea
+    auth_mechanism: str | None  # PAT | OAUTH | OTHER
+    start_time_ns: int
+    latency_ms: int
+    error: ErrorRecord | None
+
+
+TelemetryRecord = StatementRecord | ConnectionRecord
+
+
+@runtime_checkable
+class RecordSink(Protocol):
+    """Receives batches of records on the aggregation processor's background worker.
+
+    ``export`` may block (the worker waits for it up to the flush deadline) and may raise
+    (the processor counts the batch as failed). It is never called on an application thread.
+    """
+
+    def export(self, records: Sequence[TelemetryRecord]) -> None:
+        """Take one batch of records."""
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Release resources; return within ``timeout_s``."""

@@ -1,0 +1,105 @@
+"""Names of the span attributes and span roles this instrumentation emits.
+
+The spans are the single source of truth: the aggregation processor reads exactly these names,
+so every producer and consumer imports them from here.
+
+Span roles (attribute ``databricks.span.role``):
+
+``CREATE_SESSION``
+    ``Connection.__init__``: opening the session. Ends when ``connect()`` returns or raises.
+``DELETE_SESSION``
+    ``Connection.close()``. Every statement of the session completes at the latest here.
+``STATEMENT``
+    One statement execution: ``execute``, ``executemany`` (one span for the whole batch),
+    ``execute_async`` through ``get_async_execution_result``, the metadata calls, ``commit``
+    and ``rollback``. Ends when results are ready (or on failure). Carries the statement id.
+``RESULT``
+    The consumption of one statement's result set: starts when the result is ready, ends when
+    the statement completes (result closed, cursor closed or re-executed, connection closed).
+    Its end is the completion signal of the statement. Child of the ``STATEMENT`` span.
+``CHUNK_DOWNLOAD``
+    One CloudFetch file download, child of the span that was current for the statement when
+    the download was scheduled.
+``CANCEL``
+    ``Cursor.cancel()``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- stable semantic conventions -------------------------------------------------------------
+DB_SYSTEM_NAME: Final = "db.system.name"
+DB_NAMESPACE: Final = "db.namespace"
+DB_QUERY_TEXT: Final = "db.query.text"
+DB_QUERY_SUMMARY: Final = "db.query.summary"
+DB_OPERATION_NAME: Final = "db.operation.name"
+DB_COLLECTION_NAME: Final = "db.collection.name"
+DB_OPERATION_BATCH_SIZE: Final = "db.operation.batch.size"
+DB_RESPONSE_STATUS_CODE: Final = "db.response.status_code"
+DB_RESPONSE_RETURNED_ROWS: Final = "db.response.returned_rows"
+DB_QUERY_PARAMETER_PREFIX: Final = "db.query.parameter."
+ERROR_TYPE: Final = "error.type"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+
+DB_SYSTEM_VALUE: Final = "databricks"
+
+# --- vendor attributes -----------------------------------------------------------------------
+SPAN_ROLE: Final = "databricks.span.role"
+SESSION_ID: Final = "databricks.session.id"
+STATEMENT_ID: Final = "databricks.statement.id"
+HTTP_PATH: Final = "databricks.http_path"
+WAREHOUSE_ID: Final = "databricks.warehouse.id"
+CATALOG: Final = "databricks.catalog"
+SCHEMA: Final = "databricks.schema"
+BACKEND: Final = "databricks.backend"  # "thrift" | "sea"
+AUTH_MECH: Final = "databricks.auth.mechanism"  # "PAT" | "OAUTH" | "OTHER"
+
+OPERATION_TYPE: Final = "databricks.operation.type"  # EXECUTE_STATEMENT, LIST_TABLES, ...
+STATEMENT_TYPE: Final = "databricks.statement.type"  # QUERY | SQL | UPDATE | METADATA
+IS_ASYNC: Final = "databricks.statement.async"
+RESULT_FORMAT: Final = "databricks.result.format"  # INLINE_ARROW|EXTERNAL_LINKS|COLUMNAR_INLINE
+RESULT_COMPRESSED: Final = "databricks.result.compressed"
+RESULT_CHUNKS_PRESENT: Final = "databricks.result.chunks.present"
+RESULT_CHUNKS_ITERATED: Final = "databricks.result.chunks.iterated"
+RESULT_CHUNKS_DOWNLOAD_MS: Final = "databricks.result.chunks.download_time_ms"
+RESULT_CHUNKS_INITIAL_MS: Final = "databricks.result.chunks.initial_latency_ms"
+RESULT_CHUNKS_SLOWEST_MS: Final = "databricks.result.chunks.slowest_latency_ms"
+RESULT_BYTES: Final = "databricks.result.bytes"  # wire bytes received for result data
+RESULT_FETCH_CALLS: Final = "databricks.result.fetch_calls"
+RESULT_FETCH_ROUND_TRIPS: Final = "databricks.result.fetch_round_trips"  # FetchResults RPCs
+RESULT_FETCH_TIME_MS: Final = "databricks.result.fetch_time_ms"  # time inside fetch calls
+RESULT_CLOSE_REASON: Final = "databricks.result.close_reason"
+ROWS_MODIFIED: Final = "databricks.rows.modified"
+POLL_COUNT: Final = "databricks.status_polls.count"
+POLL_LATENCY_MS: Final = "databricks.status_polls.latency_ms"
+RETRY_COUNT: Final = "databricks.retries.count"
+CANCELLED: Final = "databricks.statement.cancelled"
+ERROR_CATEGORY: Final = "databricks.error.category"
+ERROR_TERMINAL: Final = "databricks.error.terminal"
+TAG_PREFIX: Final = "databricks.tag."
+
+CHUNK_INDEX: Final = "databricks.chunk.index"
+CHUNK_WIRE_BYTES: Final = "databricks.chunk.wire_bytes"
+CHUNK_BYTES: Final = "databricks.chunk.bytes"  # decompressed
+CHUNK_ROWS: Final = "databricks.chunk.rows"
+
+# --- span roles ------------------------------------------------------------------------------
+ROLE_CREATE_SESSION: Final = "CREATE_SESSION"
+ROLE_DELETE_SESSION: Final = "DELETE_SESSION"
+ROLE_STATEMENT: Final = "STATEMENT"
+ROLE_RESULT: Final = "RESULT"
+ROLE_CHUNK_DOWNLOAD: Final = "CHUNK_DOWNLOAD"
+ROLE_CANCEL: Final = "CANCEL"
+
+# --- result close reasons --------------------------------------------------------------------
+CLOSE_RESULT_CLOSED: Final = "closed"  # cursor closed, re-executed or result closed
+CLOSE_CONNECTION_CLOSED: Final = "connection_closed"
+CLOSE_FAILED: Final = "failed"
+CLOSE_UNINSTRUMENTED: Final = "uninstrumented"
+
+# --- events ----------------------------------------------------------------------------------
+EVENT_CANCELLED: Final = "databricks.statement.cancelled"
+EVENT_RETRY: Final = "databricks.retry"
+EVENT_BATCH_STATEMENT: Final = "databricks.batch.statement"
