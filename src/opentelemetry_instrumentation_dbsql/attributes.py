@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import Final
 
+INSTRUMENTATION_SCOPE: Final = "opentelemetry.instrumentation.dbsql"
+
 # --- stable semantic conventions -------------------------------------------------------------
 DB_SYSTEM_NAME: Final = "db.system.name"
 DB_NAMESPACE: Final = "db.namespace"
@@ -71,6 +73,7 @@ RESULT_FETCH_CALLS: Final = "databricks.result.fetch_calls"
 RESULT_FETCH_ROUND_TRIPS: Final = "databricks.result.fetch_round_trips"  # FetchResults RPCs
 RESULT_FETCH_TIME_MS: Final = "databricks.result.fetch_time_ms"  # time inside fetch calls
 RESULT_CLOSE_REASON: Final = "databricks.result.close_reason"
+RESULT_OPEN: Final = "databricks.result.open"  # on STATEMENT: a RESULT span follows
 ROWS_MODIFIED: Final = "databricks.rows.modified"
 POLL_COUNT: Final = "databricks.status_polls.count"
 POLL_LATENCY_MS: Final = "databricks.status_polls.latency_ms"
