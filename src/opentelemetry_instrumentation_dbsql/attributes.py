@@ -12,7 +12,10 @@ Span roles (attribute ``databricks.span.role``):
 ``STATEMENT``
     One statement execution: ``execute``, ``executemany`` (one span for the whole batch),
     ``execute_async`` through ``get_async_execution_result``, the metadata calls, ``commit``
-    and ``rollback``. Ends when results are ready (or on failure). Carries the statement id.
+    and ``rollback``. Ends when results are ready (or on failure). Carries the statement id
+    and ``databricks.result.open`` (True when a ``RESULT`` span follows). For ``executemany``
+    it carries ``db.operation.batch.size`` and one ``databricks.batch.statement`` event per
+    inner execution except the last, whose statement id is the span's own.
 ``RESULT``
     The consumption of one statement's result set: starts when the result is ready, ends when
     the statement completes (result closed, cursor closed or re-executed, connection closed).
@@ -27,6 +30,10 @@ Span roles (attribute ``databricks.span.role``):
 from __future__ import annotations
 
 from typing import Final
+
+# Instrumentation scope name of every span this package creates; the aggregation processor
+# reads only spans of this scope.
+INSTRUMENTATION_SCOPE: Final = "opentelemetry.instrumentation.dbsql"
 
 INSTRUMENTATION_SCOPE: Final = "opentelemetry.instrumentation.dbsql"
 
@@ -73,6 +80,9 @@ RESULT_FETCH_CALLS: Final = "databricks.result.fetch_calls"
 RESULT_FETCH_ROUND_TRIPS: Final = "databricks.result.fetch_round_trips"  # FetchResults RPCs
 RESULT_FETCH_TIME_MS: Final = "databricks.result.fetch_time_ms"  # time inside fetch calls
 RESULT_CLOSE_REASON: Final = "databricks.result.close_reason"
+# On a STATEMENT span: True when a RESULT span for the same statement id follows and completes
+# the statement; False or absent when the statement is complete when its STATEMENT span ends.
+RESULT_OPEN: Final = "databricks.result.open"
 RESULT_OPEN: Final = "databricks.result.open"  # on STATEMENT: a RESULT span follows
 ROWS_MODIFIED: Final = "databricks.rows.modified"
 POLL_COUNT: Final = "databricks.status_polls.count"
@@ -106,3 +116,6 @@ CLOSE_UNINSTRUMENTED: Final = "uninstrumented"
 EVENT_CANCELLED: Final = "databricks.statement.cancelled"
 EVENT_RETRY: Final = "databricks.retry"
 EVENT_BATCH_STATEMENT: Final = "databricks.batch.statement"
+# Attribute of an EVENT_BATCH_STATEMENT event: latency of that inner execution.
+BATCH_LATENCY_MS: Final = "databricks.batch.latency_ms"
+BATCH_LATENCY_MS: Final = "databricks.batch.latency_ms"  # on EVENT_BATCH_STATEMENT

@@ -1,0 +1,1 @@
+"""The driver hooks: wrappers that turn driver calls into spans and metrics."""

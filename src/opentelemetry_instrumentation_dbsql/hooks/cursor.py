@@ -1,0 +1,429 @@
+"""Wrappers of ``databricks.sql.client.Cursor``: statements, batches, async, metadata, fetches,
+cancel and close."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql.hooks.lifecycle import (
+    begin_statement,
+    connection_state,
+    enter_context,
+    exit_context,
+    finish_result,
+    finish_statement_failed,
+    finish_statement_ok,
+    query_tags_with_context,
+    should_record,
+)
+from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
+from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
+from opentelemetry_instrumentation_dbsql.statement import (
+    ASYNC_TRACKER_ATTR,
+    RESULT_TRACKER_ATTR,
+    RUNNING_TRACKER_ATTR,
+    StatementTracker,
+    current_batch,
+    current_statement,
+)
+
+Wrapped = Callable[..., Any]
+_MAX_BATCH_EVENTS = 1000
+
+_METADATA = {
+    "catalogs": ("LIST_CATALOGS", "catalogs"),
+    "schemas": ("LIST_SCHEMAS", "schemas"),
+    "tables": ("LIST_TABLES", "tables"),
+    "columns": ("LIST_COLUMNS", "columns"),
+}
+
+
+class CursorHooks:
+    """The cursor wrappers; ``supports_query_tags`` says whether ``execute`` takes query_tags."""
+
+    def __init__(self, *, supports_query_tags: bool) -> None:
+        self.supports_query_tags = supports_query_tags
+
+    # --- execute -----------------------------------------------------------------------------
+    def execute(self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+        """``Cursor.execute``: one STATEMENT span; nested calls from executemany are folded."""
+        batch = current_batch.get()
+        if batch is not None:
+            return _batch_member(batch, wrapped, instance, args, kwargs)
+        state = connection_state(getattr(instance, "connection", None))
+        if not should_record(state):
+            return wrapped(*args, **kwargs)
+        assert state is not None
+        try:
+            _abandon_async(instance)
+            operation = args[0] if args else kwargs.get("operation")
+            parameters = args[1] if len(args) > 1 else kwargs.get("parameters")
+            tracker = begin_statement(
+                state,
+                operation=operation,
+                parameters=parameters,
+                operation_type="EXECUTE_STATEMENT",
+                statement_type="QUERY",
+            )
+            call_kwargs = self._with_tags(tracker, args, kwargs)
+            tokens = enter_context(tracker.statement_recorder, tracker)
+            _set_running(instance, tracker)
+        except Exception as exc:
+            log_failure_once("execute-begin", exc)
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **call_kwargs)
+        except BaseException as exc:
+            exit_context(tokens)
+            _set_running(instance, None)
+            finish_statement_failed(tracker, instance, exc)
+            raise
+        exit_context(tokens)
+        _set_running(instance, None)
+        finish_statement_ok(tracker, instance)
+        return result
+
+    def _with_tags(self, tracker: StatementTracker, args: tuple[Any, ...], kwargs: Any) -> Any:
+        if not (tracker.runtime.options.propagate_trace_context and self.supports_query_tags):
+            return kwargs
+        if len(args) >= 5:
+            return kwargs
+        tags = query_tags_with_context(tracker, kwargs.get("query_tags"))
+        if tags is None:
+            return kwargs
+        updated = dict(kwargs)
+        updated["query_tags"] = tags
+        return updated
+
+    # --- executemany -------------------------------------------------------------------------
+    def executemany(
+        self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        """``Cursor.executemany``: ONE span for the whole batch."""
+        state = connection_state(getattr(instance, "connection", None))
+        if current_batch.get() is not None or not should_record(state):
+            return wrapped(*args, **kwargs)
+        assert state is not None
+        try:
+            _abandon_async(instance)
+            operation = args[0] if args else kwargs.get("operation")
+            seq = args[1] if len(args) > 1 else kwargs.get("seq_of_parameters")
+            try:
+                size = len(seq)
+            except Exception:
+                size = -1
+            extra = {attr.DB_OPERATION_BATCH_SIZE: size} if size >= 2 else None
+            tracker = begin_statement(
+                state,
+                operation=operation,
+                parameters=True,  # batches are parameterized by definition
+                operation_type="EXECUTE_STATEMENT",
+                statement_type="QUERY",
+                extra=extra,
+            )
+            tokens = enter_context(tracker.statement_recorder, tracker)
+            batch_token = current_batch.set(tracker)
+        except Exception as exc:
+            log_failure_once("executemany-begin", exc)
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            current_batch.reset(batch_token)
+            exit_context(tokens)
+            finish_statement_failed(tracker, instance, exc)
+            raise
+        current_batch.reset(batch_token)
+        exit_context(tokens)
+        finish_statement_ok(tracker, instance)
+        return result
+
+    # --- async -------------------------------------------------------------------------------
+    def execute_async(
+        self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        """``Cursor.execute_async``: the span stays open until the result is collected."""
+        state = connection_state(getattr(instance, "connection", None))
+        if not should_record(state):
+            return wrapped(*args, **kwargs)
+        assert state is not None
+        try:
+            _abandon_async(instance)
+            operation = args[0] if args else kwargs.get("operation")
+            parameters = args[1] if len(args) > 1 else kwargs.get("parameters")
+            tracker = begin_statement(
+                state,
+                operation=operation,
+                parameters=parameters,
+                operation_type="EXECUTE_STATEMENT",
+                statement_type="QUERY",
+                is_async=True,
+            )
+            call_kwargs = self._with_tags(tracker, args[:4], kwargs) if len(args) < 4 else kwargs
+            tokens = enter_context(tracker.statement_recorder, tracker)
+        except Exception as exc:
+            log_failure_once("async-begin", exc)
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **call_kwargs)
+        except BaseException as exc:
+            exit_context(tokens)
+            finish_statement_failed(tracker, instance, exc)
+            raise
+        exit_context(tokens)
+        try:
+            setattr(instance, ASYNC_TRACKER_ATTR, tracker)
+        except Exception as exc:
+            log_failure_once("async-attach", exc)
+        return result
+
+    def get_query_state(
+        self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        """``Cursor.get_query_state``: polls count toward the pending async statement."""
+        tracker = _async_tracker(instance)
+        if tracker is None:
+            return wrapped(*args, **kwargs)
+        token = current_statement.set(tracker)
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            current_statement.reset(token)
+
+    def get_async_execution_result(
+        self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        """``Cursor.get_async_execution_result``: ends the async statement's span."""
+        tracker = _async_tracker(instance)
+        if tracker is None:
+            return wrapped(*args, **kwargs)
+        try:
+            tokens = enter_context(tracker.statement_recorder, tracker)
+        except Exception as exc:
+            log_failure_once("async-result-begin", exc)
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            exit_context(tokens)
+            _clear_async(instance)
+            finish_statement_failed(tracker, instance, exc)
+            raise
+        exit_context(tokens)
+        _clear_async(instance)
+        finish_statement_ok(tracker, instance)
+        return result
+
+    # --- metadata ----------------------------------------------------------------------------
+    def metadata(self, method: str) -> Callable[..., Any]:
+        """A wrapper for one of ``catalogs``, ``schemas``, ``tables``, ``columns``."""
+        operation_type, operation_name = _METADATA[method]
+
+        def wrapper(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+            state = connection_state(getattr(instance, "connection", None))
+            if current_batch.get() is not None or not should_record(state):
+                return wrapped(*args, **kwargs)
+            assert state is not None
+            try:
+                _abandon_async(instance)
+                tracker = begin_statement(
+                    state,
+                    operation=None,
+                    parameters=None,
+                    operation_type=operation_type,
+                    statement_type="METADATA",
+                    method_name=operation_name,
+                )
+                tokens = enter_context(tracker.statement_recorder, tracker)
+            except Exception as exc:
+                log_failure_once("metadata-begin", exc)
+                return wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                exit_context(tokens)
+                finish_statement_failed(tracker, instance, exc)
+                raise
+            exit_context(tokens)
+            finish_statement_ok(tracker, instance)
+            return result
+
+        return wrapper
+
+    # --- fetches -----------------------------------------------------------------------------
+    def fetch(self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+        """Bulk fetches: time spent, inside the RESULT span (no span of their own)."""
+        tracker = _result_tracker(instance)
+        if tracker is None:
+            return wrapped(*args, **kwargs)
+        try:
+            recorder = tracker.ensure_result_recorder()
+            tokens = enter_context(recorder, tracker)
+            started = time.perf_counter_ns()
+        except Exception as exc:
+            log_failure_once("fetch-begin", exc)
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            exit_context(tokens)
+            _fetch_failed(tracker, recorder, exc)
+            raise
+        exit_context(tokens)
+        tracker.fetch_calls += 1
+        tracker.fetch_ns += time.perf_counter_ns() - started
+        return result
+
+    # --- cancel and close --------------------------------------------------------------------
+    def cancel(self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+        """``Cursor.cancel``: a CANCEL span; the statement is marked cancelled."""
+        state = connection_state(getattr(instance, "connection", None))
+        if not should_record(state):
+            return wrapped(*args, **kwargs)
+        assert state is not None
+        try:
+            target = _running_tracker(instance) or _async_tracker(instance)
+            if target is not None:
+                target.cancelled = True
+            attributes = dict(state.base_attributes)
+            attributes[attr.SPAN_ROLE] = attr.ROLE_CANCEL
+            attributes[attr.DB_OPERATION_NAME] = "cancel"
+            statement_id = getattr(instance, "query_id", None)
+            if isinstance(statement_id, str):
+                attributes[attr.STATEMENT_ID] = statement_id
+            parent = target.statement_recorder.context() if target is not None else None
+            recorder = SpanRecorder(
+                state.runtime,
+                "cancel " + (state.endpoint.namespace or "databricks"),
+                attributes,
+                parent=parent,
+            )
+            recorder.set(attr.SESSION_ID, state.session_id)
+        except Exception as exc:
+            log_failure_once("cancel-begin", exc)
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            recorder.record_error(exc)
+            recorder.end()
+            raise
+        recorder.end()
+        return result
+
+    def close(self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+        """``Cursor.close``: an async statement never collected ends here."""
+        _abandon_async(instance)
+        return wrapped(*args, **kwargs)
+
+
+def _fetch_failed(tracker: StatementTracker, recorder: SpanRecorder, exc: BaseException) -> None:
+    try:
+        recorder.record_error(exc)
+    except Exception as inner:
+        log_failure_once("fetch-fail", inner)
+
+
+def _batch_member(
+    batch: StatementTracker, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
+) -> Any:
+    """One execute() inside executemany: no span of its own.
+
+    Every member but the last becomes an event on the batch span; the last one is the batch
+    span's own statement (its result stays open, or its error is the span's error).
+    """
+    started = time.perf_counter_ns()
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException:
+        _batch_event(batch, instance, started, failed=True)
+        raise
+    _batch_event(batch, instance, started, failed=False)
+    return result
+
+
+def _batch_event(batch: StatementTracker, instance: Any, started: int, *, failed: bool) -> None:
+    try:
+        pending = batch.batch_pending
+        batch.batch_pending = None
+        if pending is not None and batch.batch_events < _MAX_BATCH_EVENTS:
+            batch.statement_recorder.add_event(attr.EVENT_BATCH_STATEMENT, pending)
+            batch.batch_events += 1
+        if not failed:
+            batch.batch_pending = {
+                attr.STATEMENT_ID: _safe_query_id(instance) or "",
+                attr.BATCH_LATENCY_MS: (time.perf_counter_ns() - started) // 1_000_000,
+            }
+    except Exception as inner:
+        log_failure_once("batch-event", inner)
+
+
+def _safe_query_id(instance: Any) -> str | None:
+    try:
+        value = instance.query_id
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _set_running(instance: Any, tracker: StatementTracker | None) -> None:
+    try:
+        setattr(instance, RUNNING_TRACKER_ATTR, tracker)
+    except Exception as exc:
+        log_failure_once("running-attach", exc)
+
+
+def _running_tracker(instance: Any) -> StatementTracker | None:
+    value = getattr(instance, RUNNING_TRACKER_ATTR, None)
+    return value if isinstance(value, StatementTracker) else None
+
+
+def _async_tracker(instance: Any) -> StatementTracker | None:
+    value = getattr(instance, ASYNC_TRACKER_ATTR, None)
+    return value if isinstance(value, StatementTracker) else None
+
+
+def _clear_async(instance: Any) -> None:
+    try:
+        setattr(instance, ASYNC_TRACKER_ATTR, None)
+    except Exception as exc:
+        log_failure_once("async-clear", exc)
+
+
+def _abandon_async(instance: Any) -> None:
+    """An async statement whose result was never collected ends when the cursor moves on."""
+    tracker = _async_tracker(instance)
+    if tracker is None:
+        return
+    _clear_async(instance)
+    try:
+        recorder = tracker.statement_recorder
+        recorder.set(attr.STATEMENT_ID, _safe_query_id(instance))
+        recorder.set(attr.SESSION_ID, tracker.connection.session_id)
+        recorder.set(attr.RESULT_OPEN, False)
+        recorder.set(attr.CANCELLED, tracker.cancelled or None)
+        recorder.set(attr.POLL_COUNT, tracker.poll_count)
+        tracker.result_done = True
+        recorder.end()
+    except Exception as exc:
+        log_failure_once("async-abandon", exc)
+
+
+def _result_tracker(instance: Any) -> StatementTracker | None:
+    result_set = getattr(instance, "active_result_set", None)
+    if result_set is None:
+        return None
+    value = getattr(result_set, RESULT_TRACKER_ATTR, None)
+    if isinstance(value, StatementTracker) and not value.result_done:
+        return value
+    return None
+
+
+def finish_result_of(result_set: Any, reason: str) -> None:
+    """Complete the statement whose result set this is (used by the result-set hooks)."""
+    value = getattr(result_set, RESULT_TRACKER_ATTR, None)
+    if isinstance(value, StatementTracker):
+        finish_result(value, result_set, reason)

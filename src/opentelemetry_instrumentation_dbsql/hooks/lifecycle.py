@@ -1,0 +1,351 @@
+"""Begin and finish of a statement, shared by execute, executemany, async and metadata hooks.
+
+Every function here catches its own failures: they run around driver calls and must never
+change what the driver returns or raises.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
+from opentelemetry_instrumentation_dbsql.runtime import active_runtime
+from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
+from opentelemetry_instrumentation_dbsql.statement import (
+    CONNECTION_STATE_ATTR,
+    RESULT_TRACKER_ATTR,
+    ConnectionState,
+    StatementTracker,
+    current_statement,
+)
+from opentelemetry_instrumentation_dbsql.tags import current_tags
+
+# The key urllib3/requests instrumentations check (what suppress_http_instrumentation() sets).
+SUPPRESS_HTTP_KEY: str = getattr(
+    otel_context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", "suppress_http_instrumentation"
+)
+_PARAM_VALUE_LIMIT = 256
+
+_FORMAT_BY_QUEUE = {
+    "ColumnQueue": "COLUMNAR_INLINE",
+    "ArrowQueue": "INLINE_ARROW",
+    "ThriftCloudFetchQueue": "EXTERNAL_LINKS",
+    "CloudFetchQueue": "EXTERNAL_LINKS",
+    "SeaCloudFetchQueue": "EXTERNAL_LINKS",
+    "JsonQueue": "JSON_INLINE",
+}
+
+
+def connection_state(connection: object) -> ConnectionState | None:
+    """The instrumentation state of a driver connection, adopting one opened before
+    ``instrument()`` when the global instrumentation is on."""
+    if connection is None:
+        return None
+    try:
+        state = connection.__dict__.get(CONNECTION_STATE_ATTR)
+    except AttributeError:
+        return None
+    if state is None:
+        runtime = active_runtime()
+        if runtime is None:
+            return None
+        from opentelemetry_instrumentation_dbsql.hooks.connection import adopt_connection
+
+        state = adopt_connection(connection, runtime)
+        if state is None:
+            return None
+    if not state.enabled:
+        return None
+    return state
+
+
+def export_active(state: ConnectionState) -> bool:
+    """Whether Databricks telemetry may be exported for this connection."""
+    handle = state.export_handle
+    if handle is None:
+        return False
+    try:
+        return bool(getattr(handle, "may_export", True))
+    except Exception:
+        return False
+
+
+def should_record(state: ConnectionState | None) -> bool:
+    """Instrumentation on for this connection, not suppressed, and somebody listening."""
+    if state is None or not is_instrumentation_enabled():
+        return False
+    return state.runtime.wants(export_active(state))
+
+
+def enter_context(recorder: SpanRecorder, tracker: StatementTracker) -> tuple[object, object]:
+    """Make the span current (and HTTP spans suppressed) for the driver call."""
+    ctx = recorder.context()
+    if tracker.runtime.options.suppress_http_spans:
+        ctx = otel_context.set_value(SUPPRESS_HTTP_KEY, True, ctx)
+    return otel_context.attach(ctx), current_statement.set(tracker)
+
+
+def exit_context(tokens: tuple[object, object]) -> None:
+    """Undo ``enter_context``."""
+    try:
+        current_statement.reset(tokens[1])  # type: ignore[arg-type]
+        otel_context.detach(tokens[0])  # type: ignore[arg-type]
+    except Exception as exc:
+        log_failure_once("context-exit", exc)
+
+
+def _parameter_attributes(parameters: object) -> dict[str, AttributeValue]:
+    result: dict[str, AttributeValue] = {}
+    items: Sequence[tuple[object, object]]
+    if isinstance(parameters, Mapping):
+        items = list(parameters.items())
+    elif isinstance(parameters, list | tuple):
+        items = list(enumerate(parameters))
+    else:
+        return result
+    for key, value in items[:64]:
+        raw = getattr(value, "value", value)
+        text = raw if isinstance(raw, str) else repr(raw)
+        result[attr.DB_QUERY_PARAMETER_PREFIX + str(key)] = text[:_PARAM_VALUE_LIMIT]
+    return result
+
+
+def begin_statement(
+    state: ConnectionState,
+    *,
+    operation: object,
+    parameters: object,
+    operation_type: str,
+    statement_type: str,
+    method_name: str | None = None,
+    extra: Mapping[str, AttributeValue] | None = None,
+    is_async: bool = False,
+) -> StatementTracker:
+    """Start the STATEMENT span and its tracker."""
+    runtime = state.runtime
+    attributes = dict(state.base_attributes)
+    attributes[attr.SPAN_ROLE] = attr.ROLE_STATEMENT
+    attributes[attr.OPERATION_TYPE] = operation_type
+    attributes[attr.STATEMENT_TYPE] = statement_type
+    if is_async:
+        attributes[attr.IS_ASYNC] = True
+    summary: str | None = None
+    operation_name: str | None = method_name
+    if operation is not None:
+        info = runtime.query_info(operation, parameterized=bool(parameters))
+        summary = info.summary
+        operation_name = info.operation_name or method_name
+        if info.text:
+            attributes[attr.DB_QUERY_TEXT] = info.text
+        if info.summary:
+            attributes[attr.DB_QUERY_SUMMARY] = info.summary
+        if info.target:
+            attributes[attr.DB_COLLECTION_NAME] = info.target
+        if parameters and runtime.options.capture_parameters:
+            attributes.update(_parameter_attributes(parameters))
+    if operation_name:
+        attributes[attr.DB_OPERATION_NAME] = operation_name
+    tags = current_tags()
+    if tags:
+        for key, value in tags.items():
+            attributes[attr.TAG_PREFIX + key] = value
+    if extra:
+        attributes.update(extra)
+    name = summary or _name_of(operation_name, state)
+    recorder = SpanRecorder(runtime, name, attributes)
+    return StatementTracker(state, recorder, operation_name, summary)
+
+
+def _name_of(operation_name: str | None, state: ConnectionState) -> str:
+    target = state.endpoint.namespace or state.endpoint.address
+    if operation_name:
+        return f"{operation_name} {target}" if target else operation_name
+    return target or attr.DB_SYSTEM_VALUE
+
+
+def _statement_id_of(cursor: object) -> str | None:
+    try:
+        value = cursor.query_id  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def describe_result(tracker: StatementTracker, result_set: object) -> None:
+    """Read what the driver did from the result set: format, compression, modified rows."""
+    results = getattr(result_set, "results", None)
+    if results is not None:
+        fmt = _FORMAT_BY_QUEUE.get(type(results).__name__)
+        if fmt is not None:
+            tracker.result_format = fmt
+    compressed = getattr(result_set, "lz4_compressed", None)
+    if isinstance(compressed, bool) and tracker.result_format not in (None, "COLUMNAR_INLINE"):
+        tracker.compressed = compressed
+    elif tracker.result_format == "COLUMNAR_INLINE":
+        tracker.compressed = False
+
+
+def _write_execute_totals(recorder: SpanRecorder, tracker: StatementTracker) -> None:
+    recorder.set(attr.POLL_COUNT, tracker.poll_count)
+    recorder.set(attr.POLL_LATENCY_MS, tracker.poll_ns // 1_000_000)
+    recorder.set(attr.RETRY_COUNT, tracker.retries)
+    recorder.set(attr.RESULT_FORMAT, tracker.result_format)
+    recorder.set(attr.RESULT_COMPRESSED, tracker.compressed)
+    recorder.set(attr.RESULT_CHUNKS_PRESENT, tracker.chunks_present)
+    recorder.set(attr.RESULT_BYTES, tracker.result_bytes())
+
+
+def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: str | None) -> None:
+    instruments = tracker.runtime.instruments
+    attributes = tracker.metric_attributes
+    if error_type is not None:
+        attributes = dict(attributes)
+        attributes[attr.ERROR_TYPE] = error_type
+        sqlstate = tracker.statement_recorder.end_attributes.get(attr.DB_RESPONSE_STATUS_CODE)
+        if isinstance(sqlstate, str):
+            attributes[attr.DB_RESPONSE_STATUS_CODE] = sqlstate
+    instruments.operation_duration.record(duration_s, attributes)
+    if tracker.poll_count:
+        instruments.polls.add(tracker.poll_count, tracker.connection.metric_attributes)
+    if tracker.retries:
+        instruments.retries.add(tracker.retries, tracker.connection.metric_attributes)
+
+
+def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
+    """The statement's results are ready: end the STATEMENT span, hand over to RESULT."""
+    try:
+        end_ns = time.time_ns()
+        recorder = tracker.statement_recorder
+        statement_id = _statement_id_of(cursor)
+        tracker.statement_id = statement_id
+        recorder.set(attr.STATEMENT_ID, statement_id)
+        recorder.set(attr.SESSION_ID, tracker.connection.session_id)
+        result_set = getattr(cursor, "active_result_set", None)
+        result_open = result_set is not None
+        if result_set is not None:
+            describe_result(tracker, result_set)
+            modified = getattr(result_set, "num_modified_rows", None)
+            if isinstance(modified, int) and modified >= 0:
+                recorder.set(attr.ROWS_MODIFIED, modified)
+            status = getattr(result_set, "status", None)
+            if getattr(status, "name", None) == "CANCELLED":
+                tracker.cancelled = True
+        error_type: str | None = None
+        if tracker.cancelled:
+            recorder.set(attr.CANCELLED, True)
+            recorder.add_event(attr.EVENT_CANCELLED, {})
+            recorder.mark_error("cancelled", "statement cancelled")
+            error_type = "cancelled"
+        _write_execute_totals(recorder, tracker)
+        recorder.set(attr.RESULT_OPEN, result_open)
+        tracker.ready_ns = end_ns
+        recorder.end(end_ns)
+        _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, error_type)
+        if result_set is not None:
+            try:
+                setattr(result_set, RESULT_TRACKER_ATTR, tracker)
+            except Exception:
+                tracker.result_done = True
+        else:
+            tracker.result_done = True
+    except Exception as exc:
+        log_failure_once("statement-finish", exc)
+
+
+def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: BaseException) -> None:
+    """The statement failed: record the error; no RESULT span follows."""
+    try:
+        end_ns = time.time_ns()
+        recorder = tracker.statement_recorder
+        statement_id = _statement_id_of(cursor)
+        tracker.statement_id = statement_id
+        recorder.set(attr.STATEMENT_ID, statement_id)
+        recorder.set(attr.SESSION_ID, tracker.connection.session_id)
+        info = recorder.record_error(exc)
+        _write_execute_totals(recorder, tracker)
+        recorder.set(attr.RESULT_OPEN, False)
+        tracker.result_done = True
+        recorder.end(end_ns)
+        _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, info.error_type)
+    except Exception as inner:
+        log_failure_once("statement-fail", inner)
+
+
+def finish_result(tracker: StatementTracker, result_set: object, reason: str) -> None:
+    """The statement completed: end its RESULT span with the consumption totals."""
+    if tracker.result_done:
+        return
+    tracker.result_done = True
+    try:
+        recorder = tracker.ensure_result_recorder()
+        rows = getattr(result_set, "_next_row_index", None)
+        if isinstance(rows, int):
+            recorder.set(attr.DB_RESPONSE_RETURNED_ROWS, rows)
+        recorder.set(attr.SESSION_ID, tracker.connection.session_id)
+        recorder.set(attr.RESULT_FETCH_CALLS, tracker.fetch_calls)
+        recorder.set(attr.RESULT_FETCH_ROUND_TRIPS, tracker.round_trips)
+        recorder.set(attr.RESULT_FETCH_TIME_MS, tracker.fetch_ns // 1_000_000)
+        recorder.set(attr.RESULT_CHUNKS_PRESENT, tracker.chunks_present)
+        with tracker.lock:
+            recorder.set(attr.RESULT_CHUNKS_ITERATED, tracker.chunk_downloads)
+            recorder.set(attr.RESULT_CHUNKS_DOWNLOAD_MS, tracker.chunk_sum_ms)
+            recorder.set(attr.RESULT_CHUNKS_INITIAL_MS, tracker.chunk_initial_ms)
+            if tracker.chunk_downloads:
+                recorder.set(attr.RESULT_CHUNKS_SLOWEST_MS, tracker.chunk_slowest_ms)
+        total_bytes = tracker.result_bytes()
+        recorder.set(attr.RESULT_BYTES, total_bytes)
+        recorder.set(attr.RETRY_COUNT, tracker.retries)
+        recorder.set(attr.RESULT_CLOSE_REASON, reason)
+        recorder.end()
+        instruments = tracker.runtime.instruments
+        metric_attributes = tracker.metric_attributes
+        if isinstance(rows, int):
+            instruments.returned_rows.record(rows, metric_attributes)
+        chunks = tracker.chunks_present + tracker.round_trips
+        if chunks:
+            instruments.chunks.add(chunks, tracker.connection.metric_attributes)
+        if total_bytes:
+            instruments.result_bytes.add(total_bytes, tracker.connection.metric_attributes)
+    except Exception as exc:
+        log_failure_once("result-finish", exc)
+
+
+def query_tags_with_context(
+    tracker: StatementTracker, existing: object
+) -> dict[str, str | None] | None:
+    """Query tags carrying the traceparent and the statement tags, or None to leave as is."""
+    try:
+        span_context = tracker.statement_recorder.span.get_span_context()
+        if not span_context.is_valid:
+            return None
+        merged: dict[str, str | None] = {}
+        if isinstance(existing, Mapping):
+            merged.update({str(k): (None if v is None else str(v)) for k, v in existing.items()})
+        tags = current_tags()
+        if tags:
+            for key, value in tags.items():
+                merged.setdefault(key, value)
+        flags = int(span_context.trace_flags)
+        merged["traceparent"] = (
+            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{flags:02x}"
+        )
+        return merged
+    except Exception as exc:
+        log_failure_once("query-tags", exc)
+        return None
+
+
+def hook_runtime_missing() -> bool:
+    """True when no instrumentation is active at all (fast exit for internal hooks)."""
+    return active_runtime() is None and current_statement.get() is None
+
+
+def record_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A shallow copy, so a changed kwargs dict never leaks back into the caller."""
+    return dict(kwargs)

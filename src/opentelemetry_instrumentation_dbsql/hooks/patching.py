@@ -1,0 +1,155 @@
+"""The table of driver hook points, and installing / removing the wrappers defensively."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.utils import unwrap
+
+from opentelemetry_instrumentation_dbsql.hooks import connection, internals
+from opentelemetry_instrumentation_dbsql.hooks.cursor import CursorHooks
+from opentelemetry_instrumentation_dbsql.log_once import log_failure_once, log_missing_hook_once
+
+
+@dataclass(frozen=True, slots=True)
+class HookPoint:
+    """One driver attribute to wrap; ``public`` ones are the driver API, others internals."""
+
+    module: str
+    owner: str
+    name: str
+    wrapper: Callable[..., Any]
+    public: bool
+
+
+def _execute_supports_query_tags() -> bool:
+    try:
+        from databricks.sql.client import Cursor
+
+        return "query_tags" in inspect.signature(Cursor.execute).parameters
+    except Exception:
+        return False
+
+
+def hook_points() -> list[HookPoint]:
+    """Every hook point, in install order. Imports only driver modules the client already has."""
+    cursor = CursorHooks(supports_query_tags=_execute_supports_query_tags())
+    client = "databricks.sql.client"
+    points = [
+        HookPoint(client, "Connection", "__init__", connection.connection_init, True),
+        HookPoint(client, "Connection", "close", connection.connection_close, True),
+        HookPoint(client, "Connection", "commit", connection.transaction("COMMIT"), True),
+        HookPoint(client, "Connection", "rollback", connection.transaction("ROLLBACK"), True),
+        HookPoint(client, "Cursor", "execute", cursor.execute, True),
+        HookPoint(client, "Cursor", "executemany", cursor.executemany, True),
+        HookPoint(client, "Cursor", "execute_async", cursor.execute_async, True),
+        HookPoint(client, "Cursor", "get_query_state", cursor.get_query_state, True),
+        HookPoint(
+            client, "Cursor", "get_async_execution_result", cursor.get_async_execution_result, True
+        ),
+        HookPoint(client, "Cursor", "cancel", cursor.cancel, True),
+        HookPoint(client, "Cursor", "close", cursor.close, True),
+    ]
+    for method in ("catalogs", "schemas", "tables", "columns"):
+        points.append(HookPoint(client, "Cursor", method, cursor.metadata(method), True))
+    for method in ("fetchall", "fetchmany", "fetchall_arrow", "fetchmany_arrow"):
+        points.append(HookPoint(client, "Cursor", method, cursor.fetch, True))
+    points += [
+        HookPoint(
+            "databricks.sql.result_set", "ResultSet", "close", internals.result_set_close, False
+        ),
+        HookPoint(
+            "databricks.sql.result_set",
+            "ThriftResultSet",
+            "_fill_results_buffer",
+            internals.fill_results_buffer,
+            False,
+        ),
+        HookPoint(
+            "databricks.sql.backend.thrift_backend",
+            "ThriftDatabricksClient",
+            "_poll_for_status",
+            internals.poll_for_status,
+            False,
+        ),
+        HookPoint(
+            "databricks.sql.utils",
+            "ThriftResultSetQueueFactory",
+            "build_queue",
+            internals.build_queue,
+            False,
+        ),
+        HookPoint(
+            "databricks.sql.cloudfetch.downloader",
+            "ResultSetDownloadHandler",
+            "__init__",
+            internals.download_handler_init,
+            False,
+        ),
+        HookPoint(
+            "databricks.sql.cloudfetch.downloader",
+            "ResultSetDownloadHandler",
+            "run",
+            internals.download_run,
+            False,
+        ),
+        HookPoint(
+            "databricks.sql.cloudfetch.downloader",
+            "ResultSetDownloadHandler",
+            "_log_download_metrics",
+            internals.log_download_metrics,
+            False,
+        ),
+        HookPoint(
+            "databricks.sql.auth.retry",
+            "DatabricksRetryPolicy",
+            "increment",
+            internals.retry_increment,
+            False,
+        ),
+    ]
+    return points
+
+
+@dataclass(slots=True)
+class InstalledHook:
+    """A wrapper in place, to be removed on uninstrument."""
+
+    owner: Any
+    name: str
+
+
+def install(points: list[HookPoint]) -> list[InstalledHook]:
+    """Wrap every hook point the installed driver has; log the missing ones once."""
+    installed: list[InstalledHook] = []
+    for point in points:
+        target = f"{point.module}.{point.owner}.{point.name}"
+        try:
+            module = importlib.import_module(point.module)
+            owner = getattr(module, point.owner, None)
+            if owner is None or point.name not in vars(owner):
+                log_missing_hook_once(target)
+                continue
+            if isinstance(vars(owner)[point.name], wrapt.ObjectProxy):
+                continue
+            wrapt.wrap_function_wrapper(owner, point.name, point.wrapper)
+            installed.append(InstalledHook(owner, point.name))
+        except Exception as exc:
+            if point.public:
+                log_failure_once("install:" + target, exc)
+            log_missing_hook_once(target)
+    return installed
+
+
+def uninstall(installed: list[InstalledHook]) -> None:
+    """Restore every wrapped attribute exactly."""
+    for hook in reversed(installed):
+        try:
+            unwrap(hook.owner, hook.name)
+        except Exception as exc:
+            log_failure_once("uninstall", exc)

@@ -1,0 +1,266 @@
+"""The options of ``DbsqlInstrumentor.instrument()`` and their environment variables.
+
+Every option has an environment variable because ``opentelemetry-instrument`` calls
+``instrument()`` without keyword arguments. Precedence: keyword argument, then environment
+variable, then default. An invalid keyword raises ``ValueError`` naming the option and the
+accepted values; an invalid environment variable is logged once as a warning and treated as
+unset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Final, Literal
+
+_logger = logging.getLogger(__name__)
+
+QueryTextMode = Literal["sanitized", "raw", "off"]
+QUERY_TEXT_MODES: Final = ("sanitized", "raw", "off")
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """One option: keyword, environment variable, default and meaning (the README table)."""
+
+    keyword: str
+    env_var: str
+    default: Any
+    accepted: str
+    meaning: str
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentationOptions:
+    """Resolved options of one instrumentation."""
+
+    capture_query_text: QueryTextMode = "sanitized"
+    capture_parameters: bool = False
+    propagate_trace_context: bool = False
+    suppress_http_spans: bool = True
+    max_query_text_length: int = 2048
+    enable_telemetry: bool | None = None
+    force_enable_telemetry: bool = False
+    keep_native_telemetry: bool = False
+    aggregation_batch_size: int | None = None
+    aggregation_flush_interval: float | None = None
+
+
+OPTION_SPECS: Final[tuple[OptionSpec, ...]] = (
+    OptionSpec(
+        "capture_query_text",
+        "OTEL_PYTHON_DBSQL_CAPTURE_QUERY_TEXT",
+        "sanitized",
+        "sanitized | raw | off",
+        "db.query.text: literals replaced by ? (parameterized queries are kept as written), "
+        "the text as written, or not recorded.",
+    ),
+    OptionSpec(
+        "capture_parameters",
+        "OTEL_PYTHON_DBSQL_CAPTURE_PARAMETERS",
+        False,
+        "true | false",
+        "Record bound parameter values as db.query.parameter.<key>.",
+    ),
+    OptionSpec(
+        "propagate_trace_context",
+        "OTEL_PYTHON_DBSQL_PROPAGATE_TRACE_CONTEXT",
+        False,
+        "true | false",
+        "Add the traceparent (and the statement tags) to each statement's Databricks query_tags.",
+    ),
+    OptionSpec(
+        "suppress_http_spans",
+        "OTEL_PYTHON_DBSQL_SUPPRESS_HTTP_SPANS",
+        True,
+        "true | false",
+        "Suppress urllib3 client spans for the driver's own HTTP calls.",
+    ),
+    OptionSpec(
+        "max_query_text_length",
+        "OTEL_PYTHON_DBSQL_MAX_QUERY_TEXT_LENGTH",
+        2048,
+        "integer 16 .. 1048576",
+        "Longest db.query.text recorded; longer text is truncated.",
+    ),
+    OptionSpec(
+        "enable_telemetry",
+        "OTEL_PYTHON_DBSQL_ENABLE_TELEMETRY",
+        None,
+        "true | false | unset",
+        "Databricks telemetry export: true = on when the server flag is on, false = off, "
+        "unset = the server flag decides.",
+    ),
+    OptionSpec(
+        "force_enable_telemetry",
+        "OTEL_PYTHON_DBSQL_FORCE_ENABLE_TELEMETRY",
+        False,
+        "true | false",
+        "Databricks telemetry export on without asking the server.",
+    ),
+    OptionSpec(
+        "keep_native_telemetry",
+        "OTEL_PYTHON_DBSQL_KEEP_NATIVE_TELEMETRY",
+        False,
+        "true | false",
+        "Leave the connector's own telemetry on while this package exports.",
+    ),
+    OptionSpec(
+        "aggregation_batch_size",
+        "OTEL_PYTHON_DBSQL_AGGREGATION_BATCH_SIZE",
+        100,
+        "integer 1 .. 10000",
+        "Statement records per Databricks telemetry batch.",
+    ),
+    OptionSpec(
+        "aggregation_flush_interval",
+        "OTEL_PYTHON_DBSQL_AGGREGATION_FLUSH_INTERVAL",
+        5.0,
+        "seconds 0.01 .. 3600",
+        "Longest time a statement record waits before its batch is sent.",
+    ),
+)
+
+_SPEC_BY_KEYWORD: Final = {spec.keyword: spec for spec in OPTION_SPECS}
+_warned_env: set[str] = set()
+
+
+class _Invalid(Exception):
+    """A value outside the accepted set."""
+
+
+def _parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE:
+        return True
+    if isinstance(value, str) and value.strip().lower() in _FALSE:
+        return False
+    raise _Invalid
+
+
+def _parse_tristate(value: object) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("", "unset", "none"):
+        return None
+    return _parse_bool(value)
+
+
+def _parse_query_mode(value: object) -> QueryTextMode:
+    if value is True:
+        return "sanitized"
+    if value is False:
+        return "off"
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered == "sanitized":
+            return "sanitized"
+        if lowered == "raw":
+            return "raw"
+        if lowered == "off":
+            return "off"
+    raise _Invalid
+
+
+def _int_in(low: int, high: int) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        if isinstance(value, bool):
+            raise _Invalid
+        try:
+            number = int(value) if isinstance(value, int | str) else None
+        except ValueError:
+            raise _Invalid from None
+        if number is None or not low <= number <= high:
+            raise _Invalid
+        return number
+
+    return parse
+
+
+def _float_in(low: float, high: float) -> Callable[[object], float]:
+    def parse(value: object) -> float:
+        if isinstance(value, bool):
+            raise _Invalid
+        try:
+            number = float(value) if isinstance(value, int | float | str) else None
+        except ValueError:
+            raise _Invalid from None
+        if number is None or not low <= number <= high:
+            raise _Invalid
+        return number
+
+    return parse
+
+
+_PARSERS: Final[Mapping[str, Callable[[object], Any]]] = {
+    "capture_query_text": _parse_query_mode,
+    "capture_parameters": _parse_bool,
+    "propagate_trace_context": _parse_bool,
+    "suppress_http_spans": _parse_bool,
+    "max_query_text_length": _int_in(16, 1_048_576),
+    "enable_telemetry": _parse_tristate,
+    "force_enable_telemetry": _parse_bool,
+    "keep_native_telemetry": _parse_bool,
+    "aggregation_batch_size": _int_in(1, 10_000),
+    "aggregation_flush_interval": _float_in(0.01, 3600.0),
+}
+
+# Keywords BaseInstrumentor and opentelemetry-instrument pass that are not options.
+_PASSTHROUGH: Final = frozenset({"tracer_provider", "meter_provider", "skip_dep_check"})
+
+
+def _from_env(spec: OptionSpec, environ: Mapping[str, str]) -> tuple[bool, Any]:
+    raw = environ.get(spec.env_var)
+    if raw is None or raw.strip() == "":
+        return False, None
+    try:
+        return True, _PARSERS[spec.keyword](raw)
+    except _Invalid:
+        if spec.env_var not in _warned_env:
+            _warned_env.add(spec.env_var)
+            _logger.warning(
+                "Ignoring %s=%r: accepted values are %s", spec.env_var, raw, spec.accepted
+            )
+        return False, None
+
+
+def resolve_options(
+    kwargs: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> InstrumentationOptions:
+    """Resolve keyword options over environment variables over defaults.
+
+    Raises ``ValueError`` for an unknown keyword or an invalid keyword value.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in _PASSTHROUGH:
+            continue
+        spec = _SPEC_BY_KEYWORD.get(key)
+        if spec is None:
+            known = ", ".join(sorted(_SPEC_BY_KEYWORD))
+            raise ValueError(f"unknown option {key!r}: accepted options are {known}")
+        try:
+            values[key] = _PARSERS[key](value)
+        except _Invalid:
+            raise ValueError(
+                f"invalid value {value!r} for option {key!r}: accepted values are {spec.accepted}"
+            ) from None
+    for spec in OPTION_SPECS:
+        if spec.keyword in values:
+            continue
+        found, parsed = _from_env(spec, env)
+        if found:
+            values[spec.keyword] = parsed
+    return InstrumentationOptions(**values)
+
+
+def option_keywords() -> tuple[str, ...]:
+    """All option keywords, in table order."""
+    return tuple(f.name for f in fields(InstrumentationOptions))

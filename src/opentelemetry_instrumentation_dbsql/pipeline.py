@@ -1,0 +1,36 @@
+"""Builds the aggregation processor and the Databricks exporter behind it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
+
+
+def export_explicitly_off(options: InstrumentationOptions) -> bool:
+    """True when the options rule Databricks export out for every connection."""
+    return options.enable_telemetry is False and not options.force_enable_telemetry
+
+
+def build_pipeline(options: InstrumentationOptions, record_sink: Any) -> tuple[Any, Any]:
+    """``(processor, exporter)``: the processor feeds ``record_sink`` if one is given, else the
+    Databricks exporter. Per-connection ``connect()`` arguments can still turn export on, so
+    the exporter exists unless no sink could ever be wanted."""
+    from opentelemetry_instrumentation_dbsql.aggregation.processor import (
+        StatementAggregationProcessor,
+    )
+
+    exporter: Any = None
+    sink = record_sink
+    if sink is None:
+        from opentelemetry_instrumentation_dbsql.export.sink import DatabricksTelemetrySink
+
+        exporter = DatabricksTelemetrySink()
+        sink = exporter
+    processor_kwargs: dict[str, Any] = {}
+    if options.aggregation_batch_size is not None:
+        processor_kwargs["max_batch_size"] = options.aggregation_batch_size
+    if options.aggregation_flush_interval is not None:
+        processor_kwargs["flush_interval_s"] = options.aggregation_flush_interval
+    processor = StatementAggregationProcessor(sink, **processor_kwargs)
+    return processor, exporter

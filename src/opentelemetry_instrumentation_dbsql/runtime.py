@@ -1,0 +1,186 @@
+"""What an active instrumentation needs at call time: tracer, instruments, options, processor."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Span, Status, StatusCode
+from opentelemetry.util.types import Attributes
+
+from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
+from opentelemetry_instrumentation_dbsql.metrics import Instruments
+from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
+from opentelemetry_instrumentation_dbsql.query_text import QueryInfo, analyze, sanitize
+from opentelemetry_instrumentation_dbsql.version import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
+
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.33.0"
+_EMPTY_QUERY = QueryInfo(text=None, summary=None, operation_name=None, target=None)
+
+
+def _is_noop_tracer_provider(provider: object) -> bool:
+    return isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
+
+
+def _is_noop_meter_provider(provider: object) -> bool:
+    if isinstance(provider, NoOpMeterProvider):
+        return True
+    return type(provider).__name__ == "_ProxyMeterProvider"
+
+
+class Runtime:
+    """The state of one ``instrument()`` (or ``instrument_connection()``) call."""
+
+    def __init__(
+        self,
+        options: InstrumentationOptions,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        processor: SpanProcessor | None = None,
+        exporter: Any = None,
+        global_enabled: bool = True,
+    ) -> None:
+        self.options = options
+        self.global_enabled = global_enabled
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self.tracer = trace.get_tracer(
+            attr.INSTRUMENTATION_SCOPE, __version__, tracer_provider, schema_url=SCHEMA_URL
+        )
+        meter = metrics.get_meter(
+            attr.INSTRUMENTATION_SCOPE, __version__, meter_provider, schema_url=SCHEMA_URL
+        )
+        self.instruments = Instruments(meter)
+        self.processor = processor
+        self.exporter = exporter
+        self._scope = InstrumentationScope(attr.INSTRUMENTATION_SCOPE, __version__, SCHEMA_URL)
+        self._lock = threading.Lock()
+        self._attached_to: object | None = None
+        self._tracing_live = False
+        self._metrics_live = False
+
+    # --- is anybody listening? ---------------------------------------------------------------
+    def _refresh(self) -> None:
+        provider = self._tracer_provider or trace.get_tracer_provider()
+        if not self._tracing_live and not _is_noop_tracer_provider(provider):
+            self._tracing_live = True
+            self._attach_processor(provider)
+        meter_provider = self._meter_provider or metrics.get_meter_provider()
+        if not self._metrics_live and not _is_noop_meter_provider(meter_provider):
+            self._metrics_live = True
+
+    def otel_live(self) -> bool:
+        """True once an SDK tracer or meter provider is in use (it can only become true)."""
+        if self._tracing_live and self._metrics_live:
+            return True
+        self._refresh()
+        return self._tracing_live or self._metrics_live
+
+    def wants(self, export_active: bool) -> bool:
+        """Whether a statement needs recording at all."""
+        return export_active or self.otel_live()
+
+    def _attach_processor(self, provider: object) -> None:
+        processor = self.processor
+        if processor is None or not isinstance(provider, SdkTracerProvider):
+            return
+        with self._lock:
+            if self._attached_to is provider:
+                return
+            provider.add_span_processor(processor)
+            self._attached_to = provider
+
+    def processor_sees(self, span: Span) -> bool:
+        """Whether the SDK hands this (recording) span to the aggregation processor itself."""
+        return self._attached_to is not None
+
+    # --- direct feed ---------------------------------------------------------------------------
+    def feed_processor(self, recorder: SpanRecorder, end_ns: int) -> None:
+        """Give the processor a span the SDK did not give it (sampled out, or no SDK)."""
+        processor = self.processor
+        if processor is None or attr.SPAN_ROLE not in recorder.start_attributes:
+            return
+        try:
+            from opentelemetry.sdk.trace import Event
+
+            span_context = recorder.span.get_span_context()
+            events = tuple(
+                Event(name, event_attributes, timestamp)
+                for name, event_attributes, timestamp in recorder.events
+            )
+            attributes: Attributes = dict(recorder.all_attributes())
+            status = (
+                Status(StatusCode.ERROR, recorder.status_error)
+                if recorder.status_error is not None
+                else Status(StatusCode.UNSET)
+            )
+            readable = ReadableSpan(
+                name=recorder.name,
+                context=span_context,
+                attributes=attributes,
+                events=events,
+                kind=trace.SpanKind.CLIENT,
+                status=status,
+                start_time=recorder.start_ns,
+                end_time=end_ns,
+                instrumentation_scope=self._scope,
+            )
+            processor.on_end(readable)
+        except Exception as exc:
+            log_failure_once("direct-feed", exc)
+
+    # --- query text ----------------------------------------------------------------------------
+    def query_info(self, sql: object, parameterized: bool) -> QueryInfo:
+        """Summary, operation and the text to record, per the capture option."""
+        if not isinstance(sql, str):
+            return _EMPTY_QUERY
+        mode = self.options.capture_query_text
+        sanitize_text = mode == "sanitized" and not parameterized
+        info = analyze(sql, sanitize=sanitize_text, max_length=self.options.max_query_text_length)
+        if mode == "off" and info.text is not None:
+            return QueryInfo(
+                text=None,
+                summary=info.summary,
+                operation_name=info.operation_name,
+                target=info.target,
+            )
+        return info
+
+    def safe_error_text(self, message: str | None) -> str | None:
+        """An error message fit to record: sanitized unless raw query text was opted into."""
+        if not message:
+            return None
+        if self.options.capture_query_text == "raw":
+            return message[: self.options.max_query_text_length]
+        try:
+            return sanitize(message)[: self.options.max_query_text_length]
+        except Exception:
+            return None
+
+
+_active_lock = threading.Lock()
+_active: Runtime | None = None
+
+
+def active_runtime() -> Runtime | None:
+    """The runtime of the global ``instrument()``, if any."""
+    return _active
+
+
+def set_active_runtime(runtime: Runtime | None) -> None:
+    """Install or remove the global runtime."""
+    global _active
+    with _active_lock:
+        _active = runtime

@@ -1,0 +1,179 @@
+"""Per-statement and per-connection state held while the driver works.
+
+A ``StatementTracker`` is created when a statement starts; the driver's internal hooks (polls,
+result pages, CloudFetch downloads, retries) find it through a context variable on the
+caller's thread, or through the result set / download handler it was attached to on other
+threads, and add to its counters. Its two spans (STATEMENT, then RESULT) carry the totals.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.context import Context
+
+from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql.endpoint import Endpoint
+from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
+
+if TYPE_CHECKING:
+    from opentelemetry_instrumentation_dbsql.runtime import Runtime
+
+# The statement the driver is working on for this thread / task, if any.
+current_statement: ContextVar[StatementTracker | None] = ContextVar(
+    "opentelemetry_instrumentation_dbsql_statement", default=None
+)
+# Set while executemany runs, so the driver's nested execute() calls make no spans of their own.
+current_batch: ContextVar[StatementTracker | None] = ContextVar(
+    "opentelemetry_instrumentation_dbsql_batch", default=None
+)
+# Set while Connection.close() runs, so results closed by it say why.
+closing_connection: ContextVar[bool] = ContextVar(
+    "opentelemetry_instrumentation_dbsql_closing", default=False
+)
+
+CONNECTION_STATE_ATTR = "_otel_dbsql"
+RESULT_TRACKER_ATTR = "_otel_dbsql"
+ASYNC_TRACKER_ATTR = "_otel_dbsql_async"
+RUNNING_TRACKER_ATTR = "_otel_dbsql_running"
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    """What the instrumentation keeps on an instrumented connection."""
+
+    runtime: Runtime
+    endpoint: Endpoint
+    session_id: str | None
+    base_attributes: dict[str, AttributeValue]
+    metric_attributes: dict[str, AttributeValue]
+    export_handle: Any = None
+    closed: bool = False
+    enabled: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StatementTracker:
+    """Counters of one statement, filled by the driver hooks, written to its spans."""
+
+    __slots__ = (
+        "batch_events",
+        "batch_pending",
+        "cancelled",
+        "chunk_bytes",
+        "chunk_downloads",
+        "chunk_initial_ms",
+        "chunk_slowest_ms",
+        "chunk_sum_ms",
+        "chunks_present",
+        "compressed",
+        "connection",
+        "fetch_calls",
+        "fetch_ns",
+        "inline_bytes",
+        "lock",
+        "metric_attributes",
+        "operation_name",
+        "poll_count",
+        "poll_ns",
+        "ready_ns",
+        "result_done",
+        "result_format",
+        "result_recorder",
+        "retries",
+        "round_trips",
+        "statement_id",
+        "statement_recorder",
+        "summary",
+        "wire_bytes",
+    )
+
+    def __init__(
+        self,
+        connection: ConnectionState,
+        recorder: SpanRecorder,
+        operation_name: str | None,
+        summary: str | None,
+    ) -> None:
+        self.connection = connection
+        self.statement_recorder = recorder
+        self.result_recorder: SpanRecorder | None = None
+        self.operation_name = operation_name
+        self.summary = summary
+        self.statement_id: str | None = None
+        self.metric_attributes: dict[str, AttributeValue] = dict(connection.metric_attributes)
+        if operation_name:
+            self.metric_attributes[attr.DB_OPERATION_NAME] = operation_name
+        self.poll_count = 0
+        self.poll_ns = 0
+        self.retries = 0
+        self.round_trips = 0
+        self.result_format: str | None = None
+        self.compressed: bool | None = None
+        self.chunks_present = 0
+        self.inline_bytes = 0
+        self.fetch_calls = 0
+        self.fetch_ns = 0
+        self.ready_ns = 0
+        self.cancelled = False
+        self.result_done = False
+        self.batch_events = 0
+        self.batch_pending: dict[str, AttributeValue] | None = None
+        # CloudFetch downloads finish on the driver's thread pool: their totals take a lock.
+        self.lock = threading.Lock()
+        self.chunk_downloads = 0
+        self.chunk_sum_ms = 0
+        self.chunk_initial_ms: int | None = None
+        self.chunk_slowest_ms = 0
+        self.chunk_bytes = 0
+        self.wire_bytes = 0
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime this statement is recorded by."""
+        return self.connection.runtime
+
+    def current_context(self) -> Context:
+        """Context for child spans: the RESULT span once it exists, else the STATEMENT span."""
+        recorder = self.result_recorder or self.statement_recorder
+        return recorder.context()
+
+    def add_download(self, latency_ms: int, wire_bytes: int) -> None:
+        """Fold one finished CloudFetch download into the totals."""
+        with self.lock:
+            self.chunk_downloads += 1
+            self.chunk_sum_ms += latency_ms
+            if self.chunk_initial_ms is None:
+                self.chunk_initial_ms = latency_ms
+            self.chunk_slowest_ms = max(self.chunk_slowest_ms, latency_ms)
+            self.wire_bytes += wire_bytes
+
+    def ensure_result_recorder(self) -> SpanRecorder:
+        """The RESULT span, started (back-dated to when results were ready) on first need."""
+        recorder = self.result_recorder
+        if recorder is None:
+            name = "FETCH " + (self.summary or self.operation_name or "databricks")
+            start_attributes = dict(self.connection.base_attributes)
+            start_attributes[attr.SPAN_ROLE] = attr.ROLE_RESULT
+            if self.statement_id:
+                start_attributes[attr.STATEMENT_ID] = self.statement_id
+            if self.operation_name:
+                start_attributes[attr.DB_OPERATION_NAME] = self.operation_name
+            recorder = SpanRecorder(
+                self.runtime,
+                name,
+                start_attributes,
+                parent=self.statement_recorder.context(),
+                start_ns=self.ready_ns or time.time_ns(),
+            )
+            self.result_recorder = recorder
+        return recorder
+
+    def result_bytes(self) -> int:
+        """Result bytes received so far: inline Arrow batches plus CloudFetch wire bytes."""
+        with self.lock:
+            return self.inline_bytes + self.wire_bytes
