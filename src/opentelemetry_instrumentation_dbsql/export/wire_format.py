@@ -1,0 +1,274 @@
+"""Records to the Databricks frontend-log JSON that ``/telemetry-ext`` accepts.
+
+The event keys are those of the connector's own model classes
+(``databricks.sql.telemetry.models.event``). Only identifiers, enumerations and numbers are
+written: never SQL text, parameters, table names, error messages, tokens or URLs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import locale
+import platform
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry_instrumentation_dbsql.aggregation.records import (
+    ConnectionRecord,
+    ErrorRecord,
+    StatementRecord,
+    TelemetryRecord,
+)
+from opentelemetry_instrumentation_dbsql.version import __version__
+
+DRIVER_NAME = "Databricks SQL Python Connector"
+CLIENT_APP_NAME = f"opentelemetry-instrumentation-dbsql/{__version__}"
+
+_MODES = {"thrift": "THRIFT", "sea": "SEA"}
+# Bounds a timestamp must fall in to be taken as epoch nanoseconds (2001..2286).
+_MIN_EPOCH_NS = 1_000_000_000 * 1_000_000_000
+_MAX_EPOCH_NS = 10_000_000_000 * 1_000_000_000
+
+
+def _prune(value: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop keys without a value (None, or an object left empty), recursively."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        kept = (_prune(item) or None) if isinstance(item, Mapping) else item
+        if kept is not None:
+            out[key] = kept
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _system_configuration(driver_version: str) -> tuple[tuple[str, str], ...]:
+    try:
+        locale_name = locale.getlocale()[0]
+    except ValueError:
+        locale_name = None
+    config = {
+        "driver_name": DRIVER_NAME,
+        "driver_version": driver_version,
+        "os_name": platform.system(),
+        "os_version": platform.release(),
+        "os_arch": platform.machine(),
+        "runtime_name": f"Python {platform.python_version()}",
+        "runtime_version": platform.python_version(),
+        "runtime_vendor": platform.python_implementation(),
+        "char_set_encoding": sys.getdefaultencoding(),
+        "locale_name": locale_name,
+        "client_app_name": CLIENT_APP_NAME,
+    }
+    return tuple((k, v) for k, v in config.items() if v)
+
+
+def system_configuration(driver_version: str) -> dict[str, str]:
+    """``DriverSystemConfiguration``: connector version, Python, OS, and this package."""
+    return dict(_system_configuration(driver_version))
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    """``HostDetails``: a host name (never a URL) and a port."""
+
+    host_url: str
+    port: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object."""
+        return {"host_url": self.host_url, "port": self.port}
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConnectionParams:
+    """``DriverConnectionParameters`` of one connection; None fields are omitted on the wire.
+
+    Deliberately absent: ``allowed_volume_ingestion_paths`` (local file paths) and
+    ``query_tags`` (free text chosen by the application).
+    """
+
+    http_path: str
+    mode: str  # THRIFT | SEA
+    host_info: HostInfo
+    auth_mech: str | None = None  # PAT | OAUTH | OTHER
+    auth_flow: str | None = None
+    socket_timeout: int | None = None
+    azure_workspace_resource_id: str | None = None
+    azure_tenant_id: str | None = None
+    use_proxy: bool | None = None
+    use_system_proxy: bool | None = None
+    proxy_host_info: HostInfo | None = None
+    use_cf_proxy: bool | None = None
+    allow_self_signed_support: bool | None = None
+    use_system_trust_store: bool | None = None
+    enable_arrow: bool | None = None
+    enable_direct_results: bool | None = None
+    enable_sea_hybrid_results: bool | None = None
+    http_connection_pool_size: int | None = None
+    rows_fetched_per_block: int | None = None
+    async_poll_interval_millis: int | None = None
+    support_many_parameters: bool | None = None
+    enable_complex_datatype_support: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, None fields omitted."""
+        out: dict[str, Any] = {}
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if isinstance(value, HostInfo):
+                value = value.to_dict()
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionContext:
+    """What every event of one connection repeats: client identity and connection parameters."""
+
+    driver_version: str
+    user_agent: str
+    params: DriverConnectionParams
+    auth_type: str | None = None
+
+
+def mode_for_backend(backend: str | None) -> str | None:
+    """``thrift``/``sea`` to the ``DatabricksClientType`` value."""
+    if backend is None:
+        return None
+    return _MODES.get(backend.lower(), backend.upper())
+
+
+def _error_info(error: ErrorRecord | None, cancelled: bool) -> dict[str, str] | None:
+    # stack_trace stays empty: a trace or message may carry SQL text, literals or paths.
+    if error is not None:
+        name = error.category or error.error_type.rsplit(".", 1)[-1]
+        return {"error_name": name, "stack_trace": ""}
+    if cancelled:
+        return {"error_name": "cancelled", "stack_trace": ""}
+    return None
+
+
+def _chunk_details(record: StatementRecord) -> dict[str, int] | None:
+    c = record.chunks
+    details = _prune(
+        {
+            "initial_chunk_latency_millis": c.initial_chunk_latency_ms,
+            "slowest_chunk_latency_millis": c.slowest_chunk_latency_ms,
+            "total_chunks_present": c.total_chunks_present,
+            "total_chunks_iterated": c.total_chunks_iterated,
+            "sum_chunks_download_time_millis": c.sum_chunks_download_time_ms,
+        }
+    )
+    return details or None
+
+
+def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str, Any]:
+    """The ``TelemetryEvent`` of one statement."""
+    sql_operation = {
+        "statement_type": record.statement_type,
+        "is_compressed": record.compressed,
+        "execution_result": record.result_format,
+        "retry_count": record.retry_count,
+        "chunk_details": _chunk_details(record),
+        "result_latency": {
+            "result_set_ready_latency_millis": record.execute_latency_ms,
+            "result_set_consumption_latency_millis": record.consumption_latency_ms,
+        },
+        "operation_detail": {
+            "n_operation_status_calls": record.poll_count,
+            "operation_status_latency_millis": record.poll_latency_ms,
+            "operation_type": record.operation_type,
+            "is_internal_call": False,
+        },
+    }
+    event = _prune(
+        {
+            "session_id": record.session_id,
+            "sql_statement_id": record.statement_id,
+            "system_configuration": system_configuration(ctx.driver_version),
+            "driver_connection_params": ctx.params.to_dict(),
+            "auth_type": ctx.auth_type,
+            "sql_operation": sql_operation,
+            "error_info": _error_info(record.error, record.cancelled),
+        }
+    )
+    # Kept even when null, like the connector: it is the one field readers always expect.
+    event["operation_latency_ms"] = record.execute_latency_ms
+    return event
+
+
+def connection_event(record: ConnectionRecord, ctx: ConnectionContext) -> dict[str, Any]:
+    """The ``TelemetryEvent`` of a session opening or closing."""
+    params = ctx.params.to_dict()
+    if record.http_path:
+        params["http_path"] = record.http_path
+    mode = mode_for_backend(record.backend)
+    if mode:
+        params["mode"] = mode
+    if record.auth_mechanism:
+        params["auth_mech"] = record.auth_mechanism
+    event = _prune(
+        {
+            "session_id": record.session_id,
+            "system_configuration": system_configuration(ctx.driver_version),
+            "driver_connection_params": params,
+            "auth_type": ctx.auth_type,
+            "sql_operation": {
+                "operation_detail": {
+                    "operation_type": record.operation_type,
+                    "is_internal_call": False,
+                }
+            },
+            "error_info": _error_info(record.error, False),
+        }
+    )
+    event["operation_latency_ms"] = record.latency_ms
+    return event
+
+
+def telemetry_event(record: TelemetryRecord, ctx: ConnectionContext) -> dict[str, Any]:
+    """The ``TelemetryEvent`` of any record."""
+    if isinstance(record, StatementRecord):
+        return statement_event(record, ctx)
+    return connection_event(record, ctx)
+
+
+def _timestamp_ms(start_time_ns: int) -> int:
+    if _MIN_EPOCH_NS <= start_time_ns <= _MAX_EPOCH_NS:
+        return start_time_ns // 1_000_000
+    return int(time.time() * 1000)
+
+
+def frontend_log(record: TelemetryRecord, ctx: ConnectionContext) -> dict[str, Any]:
+    """The ``TelemetryFrontendLog`` wrapping one record's event."""
+    return {
+        "frontend_log_event_id": str(uuid.uuid4()),
+        "context": {
+            "client_context": {
+                "timestamp_millis": _timestamp_ms(record.start_time_ns),
+                "user_agent": ctx.user_agent,
+            }
+        },
+        "entry": {"sql_driver_log": telemetry_event(record, ctx)},
+    }
+
+
+def encode_proto_log(record: TelemetryRecord, ctx: ConnectionContext) -> str:
+    """One element of ``protoLogs``: the frontend log as a JSON string."""
+    return json.dumps(frontend_log(record, ctx), separators=(",", ":"))
+
+
+def encode_request(proto_logs: Sequence[str], upload_time_ms: int | None = None) -> bytes:
+    """The POST body: ``{"uploadTime", "items": [], "protoLogs": [...]}`` as UTF-8 JSON."""
+    body = {
+        "uploadTime": int(time.time() * 1000) if upload_time_ms is None else upload_time_ms,
+        "items": [],
+        "protoLogs": list(proto_logs),
+    }
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
