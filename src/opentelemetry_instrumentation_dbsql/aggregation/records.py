@@ -8,14 +8,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
+
+# ``StatementRecord.completion_reason`` values.
+COMPLETION_CLOSED: Final = "closed"  # result closed, cursor closed or re-executed, no result
+COMPLETION_CONNECTION_CLOSED: Final = "connection_closed"
+COMPLETION_FAILED: Final = "failed"
+COMPLETION_UNINSTRUMENTED: Final = "uninstrumented"  # result closed by a path not instrumented
+COMPLETION_EVICTED_IDLE: Final = "evicted_idle"  # incomplete: no span for the idle timeout
+COMPLETION_EVICTED_CAPACITY: Final = "evicted_capacity"  # incomplete: too many live statements
+COMPLETION_SHUTDOWN: Final = "shutdown"  # incomplete: still open when the processor shut down
+
+# A statement that never received a server statement id (it failed before the server assigned
+# one) is keyed by its STATEMENT span: ``statement_id`` is this prefix + 16 hex digits of the
+# span id. Exporters that must send only server ids test for this prefix.
+LOCAL_STATEMENT_ID_PREFIX: Final = "span-"
+
+# ``StatementRecord.operation_type`` / ``statement_type`` when the span did not say.
+UNKNOWN: Final = "UNKNOWN"
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorRecord:
     """The first error of a statement or connection."""
 
-    error_type: str  # qualified exception class name, e.g. "databricks.sql.exc.ServerOperationError"
+    error_type: str  # qualified exception class name, e.g. "databricks.sql.exc.Error"
     category: str  # errors.ErrorCategory value, e.g. "syntax_error"
     terminal: bool
     sqlstate: str | None = None
@@ -34,7 +51,12 @@ class ChunkDetails:
 
 @dataclass(frozen=True, slots=True)
 class StatementRecord:
-    """Everything that happened to one statement."""
+    """Everything that happened to one statement.
+
+    ``statement_id`` is the server's statement id, or ``LOCAL_STATEMENT_ID_PREFIX`` + span id
+    when the server never assigned one. Counters the spans did not carry are 0; values that
+    were never known are None.
+    """
 
     session_id: str | None
     statement_id: str
@@ -60,7 +82,9 @@ class StatementRecord:
     cancelled: bool
     error: ErrorRecord | None
     complete: bool  # False when evicted before completion
-    completion_reason: str  # closed | connection_closed | failed | evicted_idle | evicted_capacity | shutdown
+    completion_reason: str  # one of the COMPLETION_* values
+    fetch_calls: int = 0  # fetchone/fetchmany/fetchall/... calls on the result
+    fetch_time_ms: int = 0  # time spent inside those calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +111,10 @@ class RecordSink(Protocol):
     """Receives batches of records on the aggregation processor's background worker.
 
     ``export`` may block (the worker waits for it up to the flush deadline) and may raise
-    (the processor counts the batch as failed). It is never called on an application thread.
+    (the processor counts the batch as failed). It is never called on an application thread,
+    and never concurrently with itself, except that an export abandoned after the export
+    timeout may still be running when the next one starts. Instrumentation is suppressed on
+    the calling thread, so HTTP calls made by the sink create no spans.
     """
 
     def export(self, records: Sequence[TelemetryRecord]) -> None:
