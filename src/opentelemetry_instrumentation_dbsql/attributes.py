@@ -35,8 +35,6 @@ from typing import Final
 # reads only spans of this scope.
 INSTRUMENTATION_SCOPE: Final = "opentelemetry.instrumentation.dbsql"
 
-INSTRUMENTATION_SCOPE: Final = "opentelemetry.instrumentation.dbsql"
-
 # --- stable semantic conventions -------------------------------------------------------------
 DB_SYSTEM_NAME: Final = "db.system.name"
 DB_NAMESPACE: Final = "db.namespace"
@@ -83,7 +81,6 @@ RESULT_CLOSE_REASON: Final = "databricks.result.close_reason"
 # On a STATEMENT span: True when a RESULT span for the same statement id follows and completes
 # the statement; False or absent when the statement is complete when its STATEMENT span ends.
 RESULT_OPEN: Final = "databricks.result.open"
-RESULT_OPEN: Final = "databricks.result.open"  # on STATEMENT: a RESULT span follows
 ROWS_MODIFIED: Final = "databricks.rows.modified"
 POLL_COUNT: Final = "databricks.status_polls.count"
 POLL_LATENCY_MS: Final = "databricks.status_polls.latency_ms"
@@ -118,4 +115,3 @@ EVENT_RETRY: Final = "databricks.retry"
 EVENT_BATCH_STATEMENT: Final = "databricks.batch.statement"
 # Attribute of an EVENT_BATCH_STATEMENT event: latency of that inner execution.
 BATCH_LATENCY_MS: Final = "databricks.batch.latency_ms"
-BATCH_LATENCY_MS: Final = "databricks.batch.latency_ms"  # on EVENT_BATCH_STATEMENT
