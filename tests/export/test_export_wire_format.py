@@ -18,7 +18,7 @@ from opentelemetry_instrumentation_dbsql.export.wire_format import (
     HostInfo,
 )
 from opentelemetry_instrumentation_dbsql.version import __version__
-from tests.export.records_factory import connection_record, error_record, statement_record
+from tests.export.helpers import connection_record, error_record, statement_record
 
 
 def field_names(cls: type) -> set[str]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from opentelemetry_instrumentation_dbsql.export.circuit_breaker import parse_retry_after
 from opentelemetry_instrumentation_dbsql.export.feature_flags import FlagEntry
 from opentelemetry_instrumentation_dbsql.export.http_transport import (
     HttpTransport,
@@ -68,16 +69,6 @@ HeaderSource = Callable[[], Mapping[str, str]]
 RetryAfterParser = Callable[[str | None], float | None]
 
 
-def _parse_retry_after_seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
 @dataclass(frozen=True)
 class ClientConfig:
     """Limits and timings of a host client; small values make tests fast."""
@@ -116,7 +107,7 @@ class HostTelemetryClient:
         config: ClientConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        retry_after_parser: RetryAfterParser = _parse_retry_after_seconds,
+        retry_after_parser: RetryAfterParser = parse_retry_after,
         on_idle: Callable[[HostTelemetryClient], None] | None = None,
     ) -> None:
         self.host_key = host_key

@@ -1,17 +1,49 @@
-"""Builders of aggregation records with every field set, for the export tests."""
+"""Helpers of the export tests: fast configurations, records, real driver connections."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
+
+import databricks.sql
 
 from opentelemetry_instrumentation_dbsql.aggregation.records import (
     ChunkDetails,
     ConnectionRecord,
     ErrorRecord,
     StatementRecord,
+)
+from opentelemetry_instrumentation_dbsql.export.circuit_breaker import BreakerConfig
+from opentelemetry_instrumentation_dbsql.export.sink import (
+    ConnectionHandle,
+    DatabricksTelemetrySink,
+    SinkConfig,
+    native_telemetry_kwargs,
+)
+from opentelemetry_instrumentation_dbsql.export.telemetry_client import ClientConfig
+from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+
+FAST_CLIENT = ClientConfig(
+    batch_deadline_s=3.0,
+    attempt_timeout_s=1.0,
+    backoff_initial_s=0.02,
+    backoff_max_s=0.1,
+    close_linger_s=0.05,
+    close_flush_timeout_s=1.0,
+)
+FAST_BREAKER = BreakerConfig(
+    window_size=10, min_calls=4, failure_ratio=0.5, open_seconds=0.5, half_open_successes=2
+)
+# Retry tests must not trip the breaker; the breaker tests use FAST_BREAKER.
+LENIENT_BREAKER = BreakerConfig(window_size=50, min_calls=50)
+FAST = SinkConfig(
+    client=FAST_CLIENT,
+    breaker=LENIENT_BREAKER,
+    flag_fetch_timeout_s=1.5,
+    connect_timeout_s=1.0,
 )
 
 
@@ -82,3 +114,27 @@ def error_record(category: str = "syntax_error") -> ErrorRecord:
         terminal=True,
         sqlstate="42601",
     )
+
+
+def open_connection(
+    wh: LocalWarehouse,
+    sink: DatabricksTelemetrySink | None,
+    options: Any = None,
+    **connect_extra: Any,
+) -> tuple[Any, ConnectionHandle | None]:
+    """Connect the real driver as the instrumentor does: override, connect, register."""
+    kwargs = wh.connect_kwargs(**connect_extra)
+    override = native_telemetry_kwargs(kwargs, options)
+    conn = databricks.sql.connect(**{**kwargs, **override})
+    handle = sink.register_connection(conn, kwargs, options) if sink is not None else None
+    return conn, handle
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0, step: float = 0.01) -> bool:
+    """Poll ``predicate`` until true or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()

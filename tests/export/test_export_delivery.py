@@ -1,0 +1,344 @@
+"""Delivery to /telemetry-ext: batching, retries, Retry-After, the breaker, hangs, shutdown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opentelemetry_instrumentation_dbsql.export.circuit_breaker import BreakerState
+from opentelemetry_instrumentation_dbsql.export.sink import (
+    ConnectionHandle,
+    DatabricksTelemetrySink,
+    SinkConfig,
+)
+from opentelemetry_instrumentation_dbsql.export.telemetry_client import HostTelemetryClient
+from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+from tests.export.conftest import SinkFactory
+from tests.export.helpers import (
+    FAST,
+    FAST_BREAKER,
+    FAST_CLIENT,
+    open_connection,
+    statement_record,
+    wait_for,
+)
+
+FORCED = {"force_enable_telemetry": True}
+
+
+@dataclass
+class Exporting:
+    """A warehouse, a sink and one registered connection whose export is forced on."""
+
+    wh: LocalWarehouse
+    sink: DatabricksTelemetrySink
+    conn: Any
+    handle: ConnectionHandle
+
+    @property
+    def client(self) -> HostTelemetryClient:
+        client = self.sink.client_for(self.handle.host_key)
+        assert client is not None
+        return client
+
+    def export(self, n: int = 1) -> list[Any]:
+        records = [
+            statement_record(self.handle.session_id, "127.0.0.1", self.wh.port) for _ in range(n)
+        ]
+        self.sink.export(records)
+        return records
+
+    def posts(self) -> list[dict[str, Any]]:
+        return [p for p in self.wh.telemetry.payloads if p["path"] == "/telemetry-ext"]
+
+
+def exporting(wh: LocalWarehouse, sink: DatabricksTelemetrySink) -> Iterator[Exporting]:
+    conn, handle = open_connection(wh, sink, FORCED)
+    assert handle is not None
+    try:
+        yield Exporting(wh, sink, conn, handle)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def ex(wh: LocalWarehouse, sink: DatabricksTelemetrySink) -> Iterator[Exporting]:
+    yield from exporting(wh, sink)
+
+
+@pytest.fixture
+def exb(wh: LocalWarehouse, make_sink: SinkFactory) -> Iterator[Exporting]:
+    """Like ``ex`` with a breaker that opens after four calls at 50 % and stays open 0.5 s."""
+    yield from exporting(wh, make_sink(replace(FAST, breaker=FAST_BREAKER)))
+
+
+def test_one_post_per_batch(ex: Exporting) -> None:
+    records = ex.export(50)
+    assert ex.sink.flush(5)
+    posts = ex.posts()
+    assert len(posts) == 1
+    assert len(posts[0]["protoLogs"]) == 50
+    sent_ids = [
+        json.loads(p)["entry"]["sql_driver_log"]["sql_statement_id"] for p in posts[0]["protoLogs"]
+    ]
+    assert sent_ids == [r.statement_id for r in records]
+    assert posts[0]["headers"]["content-type"] == "application/json"
+    assert posts[0]["headers"]["authorization"] == f"Bearer {ex.wh.access_token}"
+    snap = ex.sink.stats.snapshot()
+    assert (snap.exported, snap.batches_sent, snap.http_attempts, snap.dropped_total) == (
+        50,
+        1,
+        1,
+        0,
+    )
+
+
+def test_large_export_is_split_at_the_batch_size(ex: Exporting) -> None:
+    ex.wh.telemetry.hang()  # hold the first POST so that the rest queue up behind it
+    ex.export(1)
+    assert wait_for(lambda: len(ex.wh.telemetry.payloads) == 1)
+    ex.export(250)
+    ex.wh.telemetry.release()
+    assert ex.sink.flush(5)
+    sizes = [len(p["protoLogs"]) for p in ex.posts()]
+    assert sizes == [1, 100, 100, 50]
+    assert ex.sink.stats.snapshot().exported == 251
+
+
+def test_retryable_statuses_are_retried_then_succeed(ex: Exporting) -> None:
+    for status in (503, 429, 502, 504):
+        ex.wh.telemetry.reset()
+        ex.wh.telemetry.fail(status=status, times=2)
+        ex.export(3)
+        assert ex.sink.flush(5)
+        assert [p["status"] for p in ex.posts()] == [status, status, 200], status
+        # The same batch each time: a retry resends, it does not re-batch.
+        assert len({json.dumps(p["protoLogs"]) for p in ex.posts()}) == 1
+    snap = ex.sink.stats.snapshot()
+    assert (snap.exported, snap.retries, snap.http_attempts, snap.dropped_total) == (12, 8, 12, 0)
+
+
+def test_connection_resets_are_retried(ex: Exporting) -> None:
+    ex.wh.telemetry.reset_connections(times=2)
+    ex.export(2)
+    assert ex.sink.flush(5)
+    assert [p["status"] for p in ex.posts()] == [0, 0, 200]
+    assert ex.sink.stats.snapshot().exported == 2
+
+
+def test_retries_are_bounded(ex: Exporting) -> None:
+    ex.wh.telemetry.fail(status=503, times=100)
+    ex.export(5)
+    assert ex.sink.flush(5)
+    assert len(ex.posts()) == 1 + FAST_CLIENT.max_retries
+    snap = ex.sink.stats.snapshot()
+    assert snap.dropped["retries_exhausted"] == 5
+    assert snap.exported == 0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 500])
+def test_other_statuses_are_not_retried(ex: Exporting, status: int) -> None:
+    ex.wh.telemetry.fail(status=status, times=5)
+    ex.export(4)
+    assert ex.sink.flush(5)
+    assert len(ex.posts()) == 1
+    assert ex.sink.stats.snapshot().dropped["terminal_http_error"] == 4
+
+
+def test_retry_after_is_honoured(ex: Exporting) -> None:
+    ex.wh.telemetry.fail(status=429, retry_after="1", times=1)
+    start = time.monotonic()
+    ex.export(1)
+    assert wait_for(lambda: len(ex.posts()) == 2, timeout_s=5)
+    elapsed = time.monotonic() - start
+    # Backoff alone is at most 0.1 s here; the server asked for 1 s.
+    assert 1.0 <= elapsed < 2.0
+    assert ex.sink.flush(5)
+    assert ex.sink.stats.snapshot().exported == 1
+
+
+def test_retry_after_beyond_the_deadline_gives_up_at_once(ex: Exporting) -> None:
+    ex.wh.telemetry.fail(status=503, retry_after="30", times=1)
+    start = time.monotonic()
+    ex.export(2)
+    assert ex.sink.flush(5)
+    assert time.monotonic() - start < 1.0
+    assert len(ex.posts()) == 1
+    assert ex.sink.stats.snapshot().dropped["retries_exhausted"] == 2
+
+
+def test_http_date_retry_after(ex: Exporting) -> None:
+    ex.wh.telemetry.fail(status=503, retry_after="Wed, 21 Oct 2015 07:28:00 GMT", times=1)
+    ex.export(1)
+    assert ex.sink.flush(5)
+    assert [p["status"] for p in ex.posts()] == [503, 200]
+
+
+def test_breaker_opens_rejects_and_recovers_through_probes(exb: Exporting) -> None:
+    breaker = exb.sink.breakers.get(exb.handle.host_key)
+    # min_calls=4 at 50 %: one batch's four failing attempts open it.
+    exb.wh.telemetry.fail(status=503, times=4)
+    exb.export(1)
+    assert exb.sink.flush(5)
+    assert len(exb.posts()) == 4
+    assert breaker.state is BreakerState.OPEN
+
+    # While open: batches are dropped and counted, nothing reaches the endpoint.
+    for _ in range(3):
+        exb.export(2)
+        assert exb.sink.flush(5)
+    assert len(exb.posts()) == 4
+    assert exb.sink.stats.snapshot().dropped["breaker_open"] == 6
+
+    # After open_seconds (0.5 s): half-open, one probe at a time; two successes close it.
+    assert wait_for(lambda: breaker.state is BreakerState.HALF_OPEN, timeout_s=2)
+    exb.export(1)
+    assert exb.sink.flush(5)
+    assert breaker.state is BreakerState.HALF_OPEN
+    exb.export(1)
+    assert exb.sink.flush(5)
+    assert breaker.state is BreakerState.CLOSED
+    assert [p["status"] for p in exb.posts()][4:] == [200, 200]
+
+
+def test_failed_probe_reopens(exb: Exporting) -> None:
+    breaker = exb.sink.breakers.get(exb.handle.host_key)
+    exb.wh.telemetry.fail(status=503, times=5)
+    exb.export(1)
+    assert exb.sink.flush(5)
+    assert breaker.state is BreakerState.OPEN
+    assert wait_for(lambda: breaker.state is BreakerState.HALF_OPEN, timeout_s=2)
+    exb.export(1)  # the probe meets the fifth failure: open again, no retry admitted
+    assert exb.sink.flush(5)
+    assert breaker.state is BreakerState.OPEN
+    assert len(exb.posts()) == 5
+    assert breaker.stats.opens == 2
+
+
+def test_probe_is_admitted_alone(exb: Exporting) -> None:
+    """While a half-open probe is in flight, other attempts are rejected."""
+    breaker = exb.sink.breakers.get(exb.handle.host_key)
+    exb.wh.telemetry.fail(status=503, times=4)
+    exb.export(1)
+    assert exb.sink.flush(5)
+    assert wait_for(lambda: breaker.state is BreakerState.HALF_OPEN, timeout_s=2)
+    exb.wh.telemetry.hang()
+    exb.export(1)
+    assert wait_for(lambda: len(exb.posts()) == 5)
+    assert breaker.try_acquire() is False  # the probe slot is taken
+    exb.wh.telemetry.release()
+    assert exb.sink.flush(5)
+
+
+def test_queue_is_bounded_dropping_the_oldest(wh: LocalWarehouse, make_sink: SinkFactory) -> None:
+    sink = make_sink(replace(FAST, client=replace(FAST_CLIENT, max_queue=10)))
+    for ex in exporting(wh, sink):
+        wh.telemetry.hang()
+        ex.export(1)
+        assert wait_for(lambda: len(wh.telemetry.payloads) == 1)
+        records = ex.export(30)
+        assert sink.stats.snapshot().dropped["queue_full"] == 20
+        wh.telemetry.release()
+        assert sink.flush(5)
+        sent = [
+            json.loads(x)["entry"]["sql_driver_log"]["sql_statement_id"]
+            for x in ex.posts()[1]["protoLogs"]
+        ]
+        assert sent == [r.statement_id for r in records[20:]]
+
+
+def test_shutdown_deadline_holds_when_the_endpoint_hangs(
+    wh: LocalWarehouse, make_sink: SinkFactory
+) -> None:
+    # Production timings: 10 s batch deadline, 5 s attempts.
+    sink = make_sink(SinkConfig())
+    for ex in exporting(wh, sink):
+        wh.telemetry.hang()
+        ex.export(3)
+        assert wait_for(lambda: len(wh.telemetry.payloads) == 1)
+        ex.export(4)  # queued behind the hung POST
+        start = time.monotonic()
+        sink.shutdown(1.0)
+        elapsed = time.monotonic() - start
+        assert elapsed < 1.1
+        assert sink.stats.snapshot().dropped["shutdown"] == 4
+        wh.telemetry.release()
+
+
+CHILD = """
+import sys, time
+import databricks.sql
+from opentelemetry_instrumentation_dbsql.export.sink import DatabricksTelemetrySink
+from tests.export.helpers import statement_record
+kwargs = dict(server_hostname=sys.argv[1], http_path=sys.argv[2], access_token="t",
+              _connection_uri=sys.argv[1] + sys.argv[2], _port=int(sys.argv[3]),
+              enable_telemetry=False)
+conn = databricks.sql.connect(**kwargs)
+sink = DatabricksTelemetrySink(environ={})
+handle = sink.register_connection(conn, {**kwargs, "force_enable_telemetry": True})
+sink.export([statement_record(handle.session_id, "127.0.0.1", int(sys.argv[3]))])
+print(time.monotonic(), flush=True)
+"""
+
+
+def test_interpreter_exit_flushes_within_five_seconds(wh: LocalWarehouse) -> None:
+    """atexit: the default 5 s budget holds although the endpoint never answers."""
+    wh.telemetry.hang()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, wh.base_url, wh.http_path, str(wh.port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line, "child printed nothing"
+    exiting_at = float(line)
+    child.wait(15)
+    took = time.monotonic() - exiting_at
+    assert child.returncode == 0
+    assert wait_for(lambda: len(wh.telemetry.payloads) == 1, timeout_s=1)
+    # It waited for the hung POST (so it did try to flush), then gave up inside the budget.
+    assert 4.0 < took < 5.5, took
+    wh.telemetry.release()
+
+
+def test_shutdown_is_idempotent_and_safe_concurrently(ex: Exporting) -> None:
+    ex.wh.telemetry.hang()
+    ex.export(1)
+    assert wait_for(lambda: len(ex.wh.telemetry.payloads) == 1)
+    times: list[float] = []
+
+    def stop() -> None:
+        start = time.monotonic()
+        ex.sink.shutdown(0.5)
+        times.append(time.monotonic() - start)
+
+    threads = [threading.Thread(target=stop) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(times) == 6
+    assert max(times) < 0.7
+    ex.sink.shutdown(0.5)  # again: returns at once
+    ex.export(2)
+    assert ex.sink.stats.snapshot().dropped["shutdown"] >= 2
+    ex.wh.telemetry.release()
+
+
+def test_flush_of_a_drained_queue_on_shutdown(ex: Exporting) -> None:
+    ex.wh.telemetry.set_delay(0.2)
+    ex.export(5)
+    ex.sink.shutdown(3.0)
+    assert ex.sink.stats.snapshot().exported == 5
+    assert [len(p["protoLogs"]) for p in ex.posts()] == [5]
