@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from typing import Any
 
 from opentelemetry_instrumentation_dbsql.testing.warehouse.wire import (
@@ -26,6 +27,8 @@ class FeatureFlagEndpoint:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: list[Request] = []
+        self.last_answer: bool | None = None
+        """The telemetry flag value last answered (None: not asked yet, or no valid answer)."""
         self.configure()
 
     def configure(
@@ -66,6 +69,7 @@ class FeatureFlagEndpoint:
         """Answer one flag request."""
         with self._lock:
             self._requests.append(request)
+            self.last_answer = None
             if self._malformed:
                 reply = Reply(
                     status=self._status,
@@ -81,6 +85,7 @@ class FeatureFlagEndpoint:
                 flags = [{"name": TELEMETRY_FLAG, "value": "true" if self._enabled else "false"}]
                 flags += [{"name": k, "value": v} for k, v in self._extra.items()]
                 reply = json_reply({"flags": flags, "ttl_seconds": self._ttl})
+                self.last_answer = self._enabled
             reply.delay = self._delay
         return reply
 
@@ -96,6 +101,8 @@ class TelemetryEndpoint:
         self._resets = 0
         self._delay = 0.0
         self._hold: threading.Event | None = None
+        self.last_post: float | None = None
+        """``time.monotonic()`` of the latest POST received."""
 
     def fail(self, status: int = 503, retry_after: str | None = None, times: int = 1) -> None:
         """Answer the next ``times`` POSTs with ``status`` (and ``Retry-After`` if given)."""
@@ -181,6 +188,7 @@ class TelemetryEndpoint:
         logs = payload.get("protoLogs")
         count = len(logs) if isinstance(logs, list) else 0
         with self._lock:
+            self.last_post = time.monotonic()
             if self._resets > 0:
                 self._resets -= 1
                 reply = Reply(reset=True)

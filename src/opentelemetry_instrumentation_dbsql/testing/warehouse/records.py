@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -40,7 +40,7 @@ class HttpRecord:
 
 @dataclass(frozen=True)
 class ServedFile:
-    """One CloudFetch file of a statement."""
+    """One CloudFetch file of a statement (``url`` is its link, the pre-signed URL stand-in)."""
 
     index: int
     start_row: int
@@ -48,6 +48,7 @@ class ServedFile:
     compressed_bytes: int
     uncompressed_bytes: int
     downloads: int = 0
+    url: str = ""
 
 
 @dataclass
@@ -147,14 +148,7 @@ class Recorder:
             if record is None:
                 return
             record.files = [
-                ServedFile(
-                    f.index,
-                    f.start_row,
-                    f.row_count,
-                    f.compressed_bytes,
-                    f.uncompressed_bytes,
-                    f.downloads + (1 if f.index == index else 0),
-                )
+                replace(f, downloads=f.downloads + 1) if f.index == index else f
                 for f in record.files
             ]
 

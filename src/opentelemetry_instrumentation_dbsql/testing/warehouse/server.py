@@ -93,6 +93,7 @@ class WarehouseHTTPServer(ThreadingHTTPServer):
         self.recorder = recorder
         self.ssl_context = ssl_context
         self.stopping = threading.Event()
+        self._active = 0
         self._connections: set[Any] = set()
         self._connections_lock = threading.Lock()
 
@@ -116,6 +117,22 @@ class WarehouseHTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    @property
+    def active_requests(self) -> int:
+        """Requests received and not yet answered."""
+        with self._connections_lock:
+            return self._active
+
+    def request_started(self) -> None:
+        """Count a request in."""
+        with self._connections_lock:
+            self._active += 1
+
+    def request_finished(self) -> None:
+        """Count a request out."""
+        with self._connections_lock:
+            self._active -= 1
 
     def close_connections(self) -> None:
         """End every open (keep-alive or waiting) connection."""
@@ -180,24 +197,34 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _serve(self) -> None:
+        self.server.request_started()
+        try:
+            self._answer()
+        finally:
+            self.server.request_finished()
+
+    def _answer(self) -> None:
         started = time.time()
         clock = time.perf_counter()
         headers = {k.lower(): v for k, v in self.headers.items()}
         request = Request(self.command, self.path, headers, self._body())
         router = self.server.router
         reply = router.route(request) if router else Reply(status=503, body=b"starting")
+        interrupted = False
         if reply.delay > 0:
-            self.server.stopping.wait(reply.delay)
+            interrupted = self.server.stopping.wait(reply.delay)
         if reply.hold is not None:
-            while not reply.hold.wait(0.05) and not self.server.stopping.is_set():
-                pass
-        status = 0 if reply.reset else reply.status
+            while not reply.hold.wait(0.05):
+                if self.server.stopping.is_set():
+                    interrupted = True
+                    break
+        status = 0 if reply.reset or interrupted else reply.status
         self.server.recorder.add_http(
             HttpRecord(
                 self.command, self.path, headers, status, started, time.perf_counter() - clock
             )
         )
-        if reply.reset or self.server.stopping.is_set():
+        if reply.reset or interrupted:
             self._reset()
             return
         self.send_response(reply.status)

@@ -113,6 +113,9 @@ class ThriftService:
         self._lock = threading.Lock()
         self._sessions: dict[bytes, Session] = {}
         self._operations: dict[bytes, Operation] = {}
+        self.sessions_opened = 0
+        self.last_session_closed: float | None = None
+        """``time.monotonic()`` of the latest CloseSession."""
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -126,6 +129,12 @@ class ThriftService:
         guid = getattr(getattr(handle, "operationId", None), "guid", None)
         with self._lock:
             return self._operations.get(guid) if isinstance(guid, bytes) else None
+
+    @property
+    def open_sessions(self) -> int:
+        """How many sessions are open."""
+        with self._lock:
+            return len(self._sessions)
 
     def close_all(self) -> None:
         """Close every session (the warehouse is stopping)."""
@@ -165,6 +174,7 @@ class ThriftService:
         )
         with self._lock:
             self._sessions[session.guid] = session
+            self.sessions_opened += 1
         return T.TOpenSessionResp(
             status=SUCCESS,
             serverProtocolVersion=T.TProtocolVersion.SPARK_CLI_SERVICE_PROTOCOL_V8,
@@ -178,6 +188,7 @@ class ThriftService:
 
     @_rpc(T.TCloseSessionResp)
     def CloseSession(self, req: Any) -> Any:
+        self.last_session_closed = time.monotonic()
         session = self._session(req.sessionHandle)
         if session is None:
             return T.TCloseSessionResp(status=SUCCESS)
@@ -373,10 +384,7 @@ class ThriftService:
             modified_rows=op.modified_rows,
             sqlstate=error.sqlstate if error else None,
             error_message=error.display_message if error else None,
-            files=[
-                ServedFile(f.index, f.start_row, f.row_count, len(f.data), f.uncompressed_bytes)
-                for f in (stream.files if stream else [])
-            ],
+            files=_served_files(stream),
         )
 
     def _format(self, op: Operation, rows: int) -> tuple[str, bool]:
@@ -566,6 +574,22 @@ class ThriftService:
             T.TGetInfoType.CLI_DBMS_VER: "0.1",
         }.get(req.infoType, "")
         return T.TGetInfoResp(status=SUCCESS, infoValue=T.TGetInfoValue(stringValue=value))
+
+
+def _served_files(stream: ResultStream | None) -> list[ServedFile]:
+    if stream is None:
+        return []
+    return [
+        ServedFile(
+            f.index,
+            f.start_row,
+            f.row_count,
+            len(f.data),
+            f.uncompressed_bytes,
+            url=stream.file_url(f),
+        )
+        for f in stream.files
+    ]
 
 
 def _empty_metadata() -> Any:

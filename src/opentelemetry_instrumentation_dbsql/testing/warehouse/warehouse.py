@@ -6,6 +6,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -46,7 +47,8 @@ class LocalWarehouse:
     later (``completion_delay``) before answering RUNNING. ``link_ttl``: lifetime of
     CloudFetch links. ``cloudfetch_min_rows``: unscripted results with more rows than this go
     by CloudFetch when the client can download them (else inline Arrow, or column-based for
-    clients without Arrow).
+    clients without Arrow). ``drain_timeout``: how long :meth:`stop` waits for the telemetry
+    the driver sends when its last connection closes (see :meth:`stop`).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class LocalWarehouse:
         long_poll: float = 0.1,
         link_ttl: float = 900.0,
         cloudfetch_min_rows: int = 100_000,
+        drain_timeout: float = 1.0,
     ) -> None:
         self._requested_port = port
         self.tls = tls
@@ -69,6 +72,7 @@ class LocalWarehouse:
         self._long_poll = long_poll
         self._link_ttl = link_ttl
         self._cloudfetch_min_rows = cloudfetch_min_rows
+        self._drain_timeout = drain_timeout
         self.feature_flags = FeatureFlagEndpoint()
         self.telemetry = TelemetryEndpoint()
         self._recorder = Recorder()
@@ -128,12 +132,41 @@ class LocalWarehouse:
             self._thread.start()
             return self
 
-    def stop(self) -> None:
-        """Stop serving, end open connections and held requests, drop the database."""
-        with self._state_lock:
-            server, self._server = self._server, None
-            if server is None:
+    def _server_busy(self) -> bool:
+        return self._server is not None and self._server.active_requests > 0
+
+    def _drain(self) -> None:
+        # The driver flushes its telemetry on a background thread when its last connection to
+        # a host closes. Stopping before that POST lands makes the driver retry against a
+        # closed port for seconds, and interpreter exit waits for those retries.
+        service = self._service
+        if (
+            service is None
+            or not service.sessions_opened
+            or self.feature_flags.last_answer is False
+        ):
+            return
+        deadline = time.monotonic() + self._drain_timeout
+        while time.monotonic() < deadline:
+            closed = service.last_session_closed
+            posted = self.telemetry.last_post
+            if closed is None or service.open_sessions:
                 return
+            if posted is not None and posted >= closed and not self._server_busy():
+                return
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Stop serving, end open connections and held requests, drop the database.
+
+        When every driver session has been closed and the driver's telemetry may be on, this
+        first waits (at most ``drain_timeout``) for the telemetry POST sent at close.
+        """
+        with self._state_lock:
+            if self._server is None:
+                return
+            self._drain()
+            server, self._server = self._server, None
             server.stopping.set()
             self.telemetry.stop()
             server.shutdown()
