@@ -106,9 +106,7 @@ def test_execute_async(warehouse: LocalWarehouse, connect: Callable[..., Any]) -
     assert names[-2:] == ["FetchResults", "CloseOperation"]
 
 
-def test_cancel_from_another_thread(
-    warehouse: LocalWarehouse, connect: Callable[..., Any]
-) -> None:
+def test_cancel_from_another_thread(warehouse: LocalWarehouse, connect: Callable[..., Any]) -> None:
     warehouse.script("SELECT 'slow' AS v", completion_delay=30)
     with connect().cursor() as cursor:
         cancelled = threading.Event()
@@ -139,7 +137,9 @@ def test_metadata_calls(warehouse: LocalWarehouse, connect: Callable[..., Any]) 
         cursor.catalogs()
         assert [r.TABLE_CAT for r in cursor.fetchall()] == ["main"]
         cursor.schemas(catalog_name="main")
-        assert [(r.TABLE_CATALOG, r.TABLE_SCHEM) for r in cursor.fetchall()] == [("main", "default")]
+        assert [(r.TABLE_CATALOG, r.TABLE_SCHEM) for r in cursor.fetchall()] == [
+            ("main", "default")
+        ]
         cursor.tables(catalog_name="main", schema_name="default")
         assert [(r.TABLE_NAME, r.TABLE_TYPE) for r in cursor.fetchall()] == [
             ("big_orders", "VIEW"),

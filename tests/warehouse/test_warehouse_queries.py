@@ -187,7 +187,7 @@ def test_native_parameters(warehouse: LocalWarehouse, connect: Callable[..., Any
         assert cursor.fetchone().asDict() == values
         cursor.execute("SELECT ? AS a, ? AS b", [1, "x"])
         assert [tuple(r) for r in cursor.fetchall()] == [(1, "x")]
-    request = [r.request for r in warehouse.rpcs if r.name == "ExecuteStatement"][0]
+    request = next(r.request for r in warehouse.rpcs if r.name == "ExecuteStatement")
     assert request.statement == "SELECT :x AS x"
     assert [(p.name, p.type, p.value.stringValue) for p in request.parameters] == [
         ("x", "INT", "5")
@@ -198,7 +198,7 @@ def test_inline_parameters(warehouse: LocalWarehouse, connect: Callable[..., Any
     with connect(use_inline_params=True).cursor() as cursor:
         cursor.execute("SELECT %(x)s AS x, %(s)s AS s", {"x": 5, "s": "hi"})
         assert [tuple(r) for r in cursor.fetchall()] == [(5, "hi")]
-    request = [r.request for r in warehouse.rpcs if r.name == "ExecuteStatement"][0]
+    request = next(r.request for r in warehouse.rpcs if r.name == "ExecuteStatement")
     assert request.statement == "SELECT 5 AS x, 'hi' AS s"
     assert not request.parameters
 
