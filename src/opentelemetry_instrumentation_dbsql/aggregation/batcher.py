@@ -135,10 +135,16 @@ class RecordBatcher:
             if self._closed:
                 self._dropped_shutdown += 1
                 return
-            self._append_locked(item)
+            # _append_locked, inlined: this is on every completing span's path.
+            self._emitted[item.KIND] += 1
+            pending = self._pending
+            if len(pending) >= self._max_queue:
+                self._drop_oldest_locked()
+            pending.append(item)
+            self._enqueued += 1
             if urgent:
                 self._urgent = True
-            elif len(self._pending) < self._batch_size:
+            elif len(pending) < self._batch_size:
                 if self._worker is None:
                     self._start_worker_locked()
                 return
@@ -171,12 +177,15 @@ class RecordBatcher:
         self._emitted[item.KIND] += 1
         pending = self._pending
         if len(pending) >= self._max_queue:
-            pending.popleft()
-            self._dropped_queue_full += 1
-            self._done += 1
-            self._warn_once_locked("queue_full", "aggregation queue full; dropping oldest records")
+            self._drop_oldest_locked()
         pending.append(item)
         self._enqueued += 1
+
+    def _drop_oldest_locked(self) -> None:
+        self._pending.popleft()
+        self._dropped_queue_full += 1
+        self._done += 1
+        self._warn_once_locked("queue_full", "aggregation queue full; dropping oldest records")
 
     def _wake_locked(self) -> None:
         if self._inflight_since is not None:

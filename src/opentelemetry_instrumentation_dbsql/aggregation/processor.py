@@ -29,6 +29,7 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Final
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext
@@ -160,7 +161,14 @@ class StatementAggregationProcessor(SpanProcessor):
             if scope is None or scope.name != A.INSTRUMENTATION_SCOPE:
                 self._count_ignored()
                 return
-            attrs = span.attributes
+            if type(span) is ReadableSpan:  # what the SDK passes: read the dict behind it
+                raw = span._attributes
+                if type(raw) is BoundedAttributes:
+                    attrs = V.plain(raw)
+                else:
+                    attrs = raw if type(raw) is dict else V.plain(raw)
+            else:
+                attrs = V.plain(span.attributes)
             if attrs is None:
                 self._count_ignored()
                 return
@@ -252,20 +260,21 @@ class StatementAggregationProcessor(SpanProcessor):
         sid = attrs.get(A.STATEMENT_ID)
         key = sid if type(sid) is str and sid else self._own_key(span)
         session = attrs.get(A.SESSION_ID)
-        if type(session) is not str or not session:
-            session = None
+        fresh = StatementState(
+            key, session if type(session) is str and session else None, monotonic()
+        )
+        fresh.stmt = attrs
+        fresh.stmt_start = span.start_time
+        fresh.stmt_end = span.end_time
+        if attrs.get(A.ERROR_TERMINAL) is True:
+            fresh.terminal = True
         if attrs.get(A.DB_OPERATION_BATCH_SIZE) is not None:
             self._emit_batch_events(span, attrs)
-        completed, evicted = self._table.statement_ended(
-            key,
-            session,
-            attrs,
-            start_ns=span.start_time,
-            end_ns=span.end_time,
-            result_open=attrs.get(A.RESULT_OPEN) is True,
-            now=monotonic(),
-        )
-        self._queue(completed, evicted)
+        completed, evicted = self._table.statement_ended(fresh, attrs.get(A.RESULT_OPEN) is True)
+        if evicted is not None:
+            self._batcher.put(evicted, evicted.terminal)
+        if completed is not None:
+            self._batcher.put(completed, completed.terminal)
 
     def _on_result(self, span: ReadableSpan, attrs: V.Attrs) -> None:
         sid = attrs.get(A.STATEMENT_ID)
@@ -275,12 +284,19 @@ class StatementAggregationProcessor(SpanProcessor):
             parent = span.parent
             key = (parent is not None and local_statement_id(parent.span_id)) or self._own_key(span)
         session = attrs.get(A.SESSION_ID)
-        if type(session) is not str or not session:
-            session = None
-        completed, evicted = self._table.result_ended(
-            key, session, attrs, start_ns=span.start_time, end_ns=span.end_time, now=monotonic()
+        fresh = StatementState(
+            key, session if type(session) is str and session else None, monotonic()
         )
-        self._queue(completed, evicted)
+        fresh.result = attrs
+        fresh.result_start = span.start_time
+        fresh.result_end = span.end_time
+        if attrs.get(A.ERROR_TERMINAL) is True:
+            fresh.terminal = True
+        completed, evicted = self._table.result_ended(fresh)
+        if evicted is not None:
+            self._batcher.put(evicted, evicted.terminal)
+        if completed is not None:
+            self._batcher.put(completed, completed.terminal)
 
     def _on_cancel(self, span: ReadableSpan, attrs: V.Attrs) -> None:
         sid = attrs.get(A.STATEMENT_ID)
@@ -309,9 +325,7 @@ class StatementAggregationProcessor(SpanProcessor):
         for index, event in enumerate(span.events):
             if event.name != A.EVENT_BATCH_STATEMENT:
                 continue
-            event_attrs = event.attributes
-            if event_attrs is None:
-                event_attrs = {}
+            event_attrs = V.plain(event.attributes) or {}
             fallback = local_statement_id(span_id, f"-{index}") or (
                 f"{LOCAL_STATEMENT_ID_PREFIX}local-{next(self._local_ids)}"
             )
@@ -327,12 +341,6 @@ class StatementAggregationProcessor(SpanProcessor):
         context: SpanContext | None = span.get_span_context()
         key = local_statement_id(context.span_id) if context is not None else None
         return key or f"{LOCAL_STATEMENT_ID_PREFIX}local-{next(self._local_ids)}"
-
-    def _queue(self, completed: StatementState | None, evicted: StatementState | None) -> None:
-        if evicted is not None:
-            self._batcher.put(evicted, evicted.terminal)
-        if completed is not None:
-            self._batcher.put(completed, completed.terminal)
 
     def _sweep_idle(self) -> None:
         idle = self._config.statement_idle_timeout_s

@@ -22,6 +22,8 @@ from opentelemetry_instrumentation_dbsql.aggregation.records import (
     StatementRecord,
 )
 
+_EMPTY: Final[V.Attrs] = {}
+_NO_CHUNKS: Final = ChunkDetails()  # records are immutable: one instance serves them all
 _RESULT_CLOSE_REASONS: Final = frozenset(
     {COMPLETION_CLOSED, COMPLETION_CONNECTION_CLOSED, COMPLETION_FAILED, COMPLETION_UNINSTRUMENTED}
 )
@@ -43,6 +45,7 @@ class StatementState:
         "stmt",
         "stmt_end",
         "stmt_start",
+        "terminal",
     )
 
     KIND: ClassVar[int] = 0  # statement record (see batcher)
@@ -57,25 +60,29 @@ class StatementState:
         self.result_start: int | None = None
         self.result_end: int | None = None
         self.cancelled = False
+        self.terminal = False  # a terminal error was reported: the record is flushed at once
         self.last_seen = now
         self.complete = True
         # None: derived from the spans in build(); else set by whoever completed the statement.
         self.reason: str | None = None
 
-    @property
-    def terminal(self) -> bool:
-        """True when a terminal error was reported (the record is flushed at once)."""
-        return V.is_terminal(self.stmt) or V.is_terminal(self.result)
-
     def build(self) -> StatementRecord:
-        """Convert to the immutable record; tolerant of any attribute value."""
-        s = self.stmt
-        r = self.result
+        """Convert to the immutable record; tolerant of any attribute value.
+
+        Each value is read from the span the contract puts it on (``attributes.py``); values
+        both spans carry are combined: retries and bytes add up (each span counts its own
+        phase), chunks present is the larger, descriptive values prefer the STATEMENT span.
+        """
+        s = self.stmt or _EMPTY
+        r = self.result or _EMPTY
+        sg = s.get
+        rg = r.get
+        count = V.as_count
         error = V.error(s) or V.error(r)  # execution precedes fetching: its error is first
         reason = self.reason
         if reason is None:
-            close = V.as_str(r.get(A.RESULT_CLOSE_REASON)) if r is not None else None
-            if close in _RESULT_CLOSE_REASONS:
+            close = rg(A.RESULT_CLOSE_REASON)
+            if type(close) is str and close in _RESULT_CLOSE_REASONS:
                 reason = close
             else:
                 reason = COMPLETION_FAILED if error is not None else COMPLETION_CLOSED
@@ -85,43 +92,50 @@ class StatementState:
             start = self.result_start
         else:
             start = 0
-        cancelled = (
-            self.cancelled
-            or (s is not None and s.get(A.CANCELLED) is True)
-            or (r is not None and r.get(A.CANCELLED) is True)
-        )
+        session_id = self.session_id
+        if session_id is None:
+            session_id = V.as_str(sg(A.SESSION_ID)) or V.as_str(rg(A.SESSION_ID))
+        compressed = sg(A.RESULT_COMPRESSED)
+        if type(compressed) is not bool:
+            compressed = rg(A.RESULT_COMPRESSED)
+        is_async = sg(A.IS_ASYNC)
+        initial = count(rg(A.RESULT_CHUNKS_INITIAL_MS))
+        slowest = count(rg(A.RESULT_CHUNKS_SLOWEST_MS))
+        present = V.larger(count(sg(A.RESULT_CHUNKS_PRESENT)), count(rg(A.RESULT_CHUNKS_PRESENT)))
+        iterated = count(rg(A.RESULT_CHUNKS_ITERATED))
+        download = count(rg(A.RESULT_CHUNKS_DOWNLOAD_MS))
+        if initial is None and slowest is None and present is None and iterated is None:
+            chunks = (
+                _NO_CHUNKS if download is None else ChunkDetails(None, None, None, None, download)
+            )
+        else:
+            chunks = ChunkDetails(initial, slowest, present, iterated, download)
         return StatementRecord(
-            session_id=self.session_id or V.first_str(s, r, A.SESSION_ID),
+            session_id=session_id,
             statement_id=self.key,
-            host=V.first_str(s, r, A.SERVER_ADDRESS) or "",
+            host=V.as_str(sg(A.SERVER_ADDRESS)) or V.as_str(rg(A.SERVER_ADDRESS)) or "",
             port=V.port(s) or V.port(r),
-            operation_type=V.first_str(s, r, A.OPERATION_TYPE) or UNKNOWN,
-            statement_type=V.first_str(s, r, A.STATEMENT_TYPE) or UNKNOWN,
+            operation_type=V.as_str(sg(A.OPERATION_TYPE)) or UNKNOWN,
+            statement_type=V.as_str(sg(A.STATEMENT_TYPE)) or UNKNOWN,
             start_time_ns=start,
             execute_latency_ms=V.duration_ms(self.stmt_start, self.stmt_end) or 0,
             consumption_latency_ms=V.duration_ms(self.result_start, self.result_end),
-            poll_count=V.count(s, A.POLL_COUNT) or 0,
-            poll_latency_ms=V.count(s, A.POLL_LATENCY_MS) or 0,
-            retry_count=V.sum_counts(s, r, A.RETRY_COUNT) or 0,
-            result_format=V.first_str(s, r, A.RESULT_FORMAT),
-            compressed=V.first_bool(s, r, A.RESULT_COMPRESSED),
-            returned_rows=V.count(r, A.DB_RESPONSE_RETURNED_ROWS),
-            rows_modified=V.first_count(s, r, A.ROWS_MODIFIED),
-            result_bytes=V.sum_counts(s, r, A.RESULT_BYTES),
-            fetch_round_trips=V.count(r, A.RESULT_FETCH_ROUND_TRIPS) or 0,
-            chunks=ChunkDetails(
-                initial_chunk_latency_ms=V.first_count(r, s, A.RESULT_CHUNKS_INITIAL_MS),
-                slowest_chunk_latency_ms=V.max_count(r, s, A.RESULT_CHUNKS_SLOWEST_MS),
-                total_chunks_present=V.max_count(s, r, A.RESULT_CHUNKS_PRESENT),
-                total_chunks_iterated=V.first_count(r, s, A.RESULT_CHUNKS_ITERATED),
-                sum_chunks_download_time_ms=V.first_count(r, s, A.RESULT_CHUNKS_DOWNLOAD_MS),
-            ),
-            is_async=V.first_bool(s, r, A.IS_ASYNC) or False,
-            batch_size=V.count(s, A.DB_OPERATION_BATCH_SIZE),
-            cancelled=cancelled,
+            poll_count=count(sg(A.POLL_COUNT)) or 0,
+            poll_latency_ms=count(sg(A.POLL_LATENCY_MS)) or 0,
+            retry_count=(count(sg(A.RETRY_COUNT)) or 0) + (count(rg(A.RETRY_COUNT)) or 0),
+            result_format=V.as_str(sg(A.RESULT_FORMAT)) or V.as_str(rg(A.RESULT_FORMAT)),
+            compressed=compressed if type(compressed) is bool else None,
+            returned_rows=count(rg(A.DB_RESPONSE_RETURNED_ROWS)),
+            rows_modified=count(sg(A.ROWS_MODIFIED)),
+            result_bytes=V.add(count(sg(A.RESULT_BYTES)), count(rg(A.RESULT_BYTES))),
+            fetch_round_trips=count(rg(A.RESULT_FETCH_ROUND_TRIPS)) or 0,
+            chunks=chunks,
+            is_async=is_async if type(is_async) is bool else False,
+            batch_size=count(sg(A.DB_OPERATION_BATCH_SIZE)),
+            cancelled=self.cancelled or sg(A.CANCELLED) is True or rg(A.CANCELLED) is True,
             error=error,
             complete=self.complete,
             completion_reason=reason,
-            fetch_calls=V.count(r, A.RESULT_FETCH_CALLS) or 0,
-            fetch_time_ms=V.count(r, A.RESULT_FETCH_TIME_MS) or 0,
+            fetch_calls=count(rg(A.RESULT_FETCH_CALLS)) or 0,
+            fetch_time_ms=count(rg(A.RESULT_FETCH_TIME_MS)) or 0,
         )

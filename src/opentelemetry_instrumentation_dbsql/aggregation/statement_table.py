@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from opentelemetry_instrumentation_dbsql.aggregation import _values as V
 from opentelemetry_instrumentation_dbsql.aggregation.records import (
     COMPLETION_CONNECTION_CLOSED,
     COMPLETION_EVICTED_CAPACITY,
@@ -27,7 +26,7 @@ from opentelemetry_instrumentation_dbsql.aggregation.records import (
 )
 from opentelemetry_instrumentation_dbsql.aggregation.statement_state import StatementState
 
-RECENT_CAPACITY = 8192  # completed statement ids remembered to ignore stragglers
+RECENT_CAPACITY = 4096  # completed statement ids remembered (x1 to x2) to ignore stragglers
 EARLY_CANCEL_CAPACITY = 1024  # CANCEL spans waiting for their STATEMENT span
 SWEEP_LIMIT = 1024  # states evicted per lock hold during a sweep
 
@@ -46,7 +45,10 @@ class StatementTable:
         self._lock = threading.Lock()
         self._live: OrderedDict[str, StatementState] = OrderedDict()
         self._by_session: dict[str, dict[str, None]] = {}
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # Completed ids, remembered in two generations of RECENT_CAPACITY: a set insert per
+        # completion, and between RECENT_CAPACITY and twice that many ids remembered.
+        self._recent: set[str] = set()
+        self._recent_old: set[str] = set()
         self._cancels: OrderedDict[str, None] = OrderedDict()
         self._closed = False
         self.evicted_idle = 0
@@ -62,93 +64,71 @@ class StatementTable:
 
     # --- span events (application threads) ---------------------------------------------------
 
-    def statement_ended(
-        self,
-        key: str,
-        session_id: str | None,
-        attrs: V.Attrs,
-        *,
-        start_ns: int | None,
-        end_ns: int | None,
-        result_open: bool,
-        now: float,
-    ) -> Completion:
-        """A STATEMENT span ended. Returns (completed state, state evicted for capacity)."""
+    def statement_ended(self, fresh: StatementState, result_open: bool) -> Completion:
+        """A STATEMENT span ended; ``fresh`` holds it (built by the caller, outside the lock).
+
+        Returns (completed state, state evicted for capacity).
+        """
+        key = fresh.key
         with self._lock:
             state = self._live.get(key)
-            evicted = None
             if state is None:
-                if key in self._recent:
+                if key in self._recent or key in self._recent_old:
                     self.late_spans += 1
                     return _NOTHING
-                state = StatementState(key, session_id, now)
                 if self._cancels and self._cancels.pop(key, 0) is None:
-                    state.cancelled = True
-                state.stmt = attrs
-                state.stmt_start = start_ns
-                state.stmt_end = end_ns
+                    fresh.cancelled = True
                 if self._closed:
-                    state.complete = False
-                    state.reason = COMPLETION_SHUTDOWN
-                    return state, None
+                    fresh.complete = False
+                    fresh.reason = COMPLETION_SHUTDOWN
+                    return fresh, None
                 if not result_open:
                     self._remember(key)
-                    return state, None
-                evicted = self._insert(state)
-                return None, evicted
+                    return fresh, None
+                return None, self._insert(fresh)
             if state.stmt is not None:
                 self.late_spans += 1  # the same STATEMENT span fed twice
                 return _NOTHING
-            state.stmt = attrs
-            state.stmt_start = start_ns
-            state.stmt_end = end_ns
-            if state.session_id is None and session_id is not None:
-                state.session_id = session_id
-                self._index(state)
             # A live state without a STATEMENT span holds a RESULT span: complete.
+            state.stmt = fresh.stmt
+            state.stmt_start = fresh.stmt_start
+            state.stmt_end = fresh.stmt_end
+            state.terminal = state.terminal or fresh.terminal
             self._remove(state)
+            if state.session_id is None:
+                state.session_id = fresh.session_id
             self._remember(key)
             return state, None
 
-    def result_ended(
-        self,
-        key: str,
-        session_id: str | None,
-        attrs: V.Attrs,
-        *,
-        start_ns: int | None,
-        end_ns: int | None,
-        now: float,
-    ) -> Completion:
-        """A RESULT span ended. Returns (completed state, state evicted for capacity)."""
+    def result_ended(self, fresh: StatementState) -> Completion:
+        """A RESULT span ended; ``fresh`` holds it in its ``result*`` fields.
+
+        Returns (completed state, state evicted for capacity).
+        """
+        key = fresh.key
         with self._lock:
             state = self._live.get(key)
             if state is None:
-                if key in self._recent:
+                if key in self._recent or key in self._recent_old:
                     self.late_spans += 1
                     return _NOTHING
-                state = StatementState(key, session_id, now)
                 if self._cancels and self._cancels.pop(key, 0) is None:
-                    state.cancelled = True
-                state.result = attrs
-                state.result_start = start_ns
-                state.result_end = end_ns
+                    fresh.cancelled = True
                 if self._closed:
-                    state.complete = False
-                    state.reason = COMPLETION_SHUTDOWN
-                    return state, None
-                return None, self._insert(state)  # wait for the STATEMENT span
-            if state.result is not None:
-                self.late_spans += 1
+                    fresh.complete = False
+                    fresh.reason = COMPLETION_SHUTDOWN
+                    return fresh, None
+                return None, self._insert(fresh)  # wait for the STATEMENT span
+            if state.result is not None or state.stmt is None:
+                self.late_spans += 1  # the same RESULT span fed twice
                 return _NOTHING
-            state.result = attrs
-            state.result_start = start_ns
-            state.result_end = end_ns
-            if state.stmt is None:  # unreachable by construction; keep waiting if it happens
-                state.last_seen = now
-                self._live.move_to_end(key)
-                return _NOTHING
+            state.result = fresh.result
+            state.result_start = fresh.result_start
+            state.result_end = fresh.result_end
+            state.terminal = state.terminal or fresh.terminal
             self._remove(state)
+            if state.session_id is None:
+                state.session_id = fresh.session_id
             self._remember(key)
             return state, None
 
@@ -160,7 +140,7 @@ class StatementTable:
                 state.cancelled = True
                 state.last_seen = now
                 self._live.move_to_end(key)
-            elif key not in self._recent:
+            elif key not in self._recent and key not in self._recent_old:
                 cancels = self._cancels
                 cancels[key] = None
                 if len(cancels) > EARLY_CANCEL_CAPACITY:
@@ -200,6 +180,10 @@ class StatementTable:
                 state.reason = COMPLETION_EVICTED_IDLE
                 evicted.append(state)
             self.evicted_idle += len(evicted)
+            if len(evicted) < SWEEP_LIMIT:
+                empty = [sid for sid, keys in self._by_session.items() if not keys]
+                for sid in empty:
+                    del self._by_session[sid]
         return evicted
 
     def close(self) -> list[StatementState]:
@@ -238,9 +222,8 @@ class StatementTable:
             return
         keys = self._by_session.get(session_id)
         if keys is None:
-            self._by_session[session_id] = {state.key: None}
-        else:
-            keys[state.key] = None
+            keys = self._by_session[session_id] = {}
+        keys[state.key] = None
 
     def _unindex(self, state: StatementState) -> None:
         session_id = state.session_id
@@ -248,9 +231,7 @@ class StatementTable:
             return
         keys = self._by_session.get(session_id)
         if keys is not None:
-            keys.pop(state.key, None)
-            if not keys:
-                del self._by_session[session_id]
+            keys.pop(state.key, None)  # an emptied entry is dropped by the next sweep
 
     def _remove(self, state: StatementState) -> None:
         del self._live[state.key]
@@ -258,6 +239,7 @@ class StatementTable:
 
     def _remember(self, key: str) -> None:
         recent = self._recent
-        recent[key] = None
-        if len(recent) > RECENT_CAPACITY:
-            recent.popitem(last=False)
+        recent.add(key)
+        if len(recent) >= RECENT_CAPACITY:
+            self._recent_old = recent
+            self._recent = set()
