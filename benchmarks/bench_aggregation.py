@@ -336,8 +336,8 @@ def main() -> int:
     print(f"| both | {cost['all_mean']:.2f} | {cost['all_median']:.2f} | |")
     print(
         "app-thread CPU per on_end (excludes waiting for the GIL):"
-        f" {cost['app_cpu_us_per_span']:.2f} us; worker CPU (record building + export): {cost['worker_us_per_statement']:.1f} us"
-        " per statement"
+        f" {cost['app_cpu_us_per_span']:.2f} us; worker CPU (record building + export):"
+        f" {cost['worker_us_per_statement']:.1f} us per statement"
     )
     print(
         f"timer overhead per measurement {cost['timer']:.2f} us (included above);"
