@@ -104,10 +104,10 @@ class TelemetryEndpoint:
         self.last_post: float | None = None
         """``time.monotonic()`` of the latest POST received."""
 
-    def fail(self, status: int = 503, retry_after: str | None = None, times: int = 1) -> None:
+    def fail(self, status: int = 503, retry_after: str | int | None = None, times: int = 1) -> None:
         """Answer the next ``times`` POSTs with ``status`` (and ``Retry-After`` if given)."""
         with self._lock:
-            self._fail = (status, retry_after)
+            self._fail = (status, None if retry_after is None else str(retry_after))
             self._fail_times = times
 
     def set_delay(self, seconds: float) -> None:

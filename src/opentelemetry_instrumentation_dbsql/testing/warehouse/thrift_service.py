@@ -157,6 +157,7 @@ class ThriftService:
 
     @_rpc(T.TOpenSessionResp)
     def OpenSession(self, req: Any) -> Any:
+        """Open a session in the requested catalog and schema (created if missing)."""
         namespace = req.initialNamespace
         catalog = namespace.catalogName if namespace else None
         schema = namespace.schemaName if namespace else None
@@ -188,6 +189,7 @@ class ThriftService:
 
     @_rpc(T.TCloseSessionResp)
     def CloseSession(self, req: Any) -> Any:
+        """Close a session and its operations."""
         self.last_session_closed = time.monotonic()
         session = self._session(req.sessionHandle)
         if session is None:
@@ -195,9 +197,11 @@ class ThriftService:
         with self._lock:
             session.closed = True
             self._sessions.pop(session.guid, None)
-            for guid in session.operations:
-                self._operations.pop(guid, None)
-        for op in session.operations.values():
+            operations = list(session.operations.values())
+            session.operations.clear()
+            for op in operations:
+                self._operations.pop(op.guid, None)
+        for op in operations:
             self._close_operation(op, cancel=True)
         session.engine.close()
         return T.TCloseSessionResp(status=SUCCESS)
@@ -232,6 +236,7 @@ class ThriftService:
 
     @_rpc(T.TExecuteStatementResp)
     def ExecuteStatement(self, req: Any) -> Any:
+        """Start a statement; finished ones come back as direct results when asked."""
         session = self._session(req.sessionHandle)
         if session is None:
             return T.TExecuteStatementResp(
@@ -407,6 +412,7 @@ class ThriftService:
 
     @_rpc(T.TGetOperationStatusResp)
     def GetOperationStatus(self, req: Any) -> Any:
+        """Report (and advance) a statement's state; long-polls scripted delays."""
         op = self._operation(req.operationHandle)
         if op is None:
             return T.TGetOperationStatusResp(
@@ -419,6 +425,7 @@ class ThriftService:
 
     @_rpc(T.TGetResultSetMetadataResp)
     def GetResultSetMetadata(self, req: Any) -> Any:
+        """Describe a finished result: schema, format, LZ4, Arrow schema."""
         op = self._operation(req.operationHandle)
         if op is None:
             return T.TGetResultSetMetadataResp(
@@ -433,6 +440,7 @@ class ThriftService:
 
     @_rpc(T.TFetchResultsResp)
     def FetchResults(self, req: Any) -> Any:
+        """Hand out the next page of rows (or CloudFetch links)."""
         op = self._operation(req.operationHandle)
         if op is None:
             return T.TFetchResultsResp(
@@ -468,6 +476,7 @@ class ThriftService:
 
     @_rpc(T.TCloseOperationResp)
     def CloseOperation(self, req: Any) -> Any:
+        """Forget an operation (cancelling it if still running)."""
         op = self._operation(req.operationHandle)
         if op is not None:
             self._close_operation(op, cancel=True)
@@ -478,6 +487,7 @@ class ThriftService:
 
     @_rpc(T.TCancelOperationResp)
     def CancelOperation(self, req: Any) -> Any:
+        """Move a running operation to CANCELED_STATE."""
         op = self._operation(req.operationHandle)
         if op is None:
             return T.TCancelOperationResp(
@@ -485,12 +495,14 @@ class ThriftService:
             )
         with op.cond:
             cancelled = op.running
+            executing = op.completing
             if cancelled:
                 op.state = S.CANCELED_STATE
                 op.completed_ms = int(time.time() * 1000)
                 op.cond.notify_all()
-        if cancelled:
+        if cancelled and executing:
             op.session.engine.interrupt()
+        if cancelled:
             self._recorder.update(
                 op.statement_id, state="CANCELED", cancelled=True, finished=time.time()
             )
@@ -536,10 +548,12 @@ class ThriftService:
 
     @_rpc(T.TGetCatalogsResp)
     def GetCatalogs(self, req: Any) -> Any:
+        """List catalogs (``TABLE_CAT``)."""
         return self._metadata_call("GetCatalogs", req, lambda: metadata.catalogs(self._engine))
 
     @_rpc(T.TGetSchemasResp)
     def GetSchemas(self, req: Any) -> Any:
+        """List schemas matching the patterns."""
         return self._metadata_call(
             "GetSchemas",
             req,
@@ -548,6 +562,7 @@ class ThriftService:
 
     @_rpc(T.TGetTablesResp)
     def GetTables(self, req: Any) -> Any:
+        """List tables and views matching the patterns."""
         return self._metadata_call(
             "GetTables",
             req,
@@ -558,6 +573,7 @@ class ThriftService:
 
     @_rpc(T.TGetColumnsResp)
     def GetColumns(self, req: Any) -> Any:
+        """List columns matching the patterns."""
         return self._metadata_call(
             "GetColumns",
             req,
@@ -568,6 +584,7 @@ class ThriftService:
 
     @_rpc(T.TGetInfoResp)
     def GetInfo(self, req: Any) -> Any:
+        """Answer server information requests."""
         value = {
             T.TGetInfoType.CLI_DBMS_NAME: "Databricks SQL (local warehouse)",
             T.TGetInfoType.CLI_SERVER_NAME: "local-warehouse",
