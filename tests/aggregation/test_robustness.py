@@ -167,3 +167,32 @@ def test_sink_must_implement_the_protocol() -> None:
 
     with pytest.raises(TypeError, match="RecordSink"):
         StatementAggregationProcessor(object())  # type: ignore[arg-type]
+
+
+def test_sdk_attribute_fast_path_still_applies(tracer, processor) -> None:
+    """Canary: the SDK still keeps span attributes in a plain dict behind BoundedAttributes.
+
+    If an SDK release changes that, the processor silently falls back to the slower public
+    mapping; this test points at the reason for the slowdown.
+    """
+    from opentelemetry.attributes import BoundedAttributes
+
+    from opentelemetry_instrumentation_dbsql.aggregation import _values as V
+
+    from .helpers import end_span
+
+    captured: list[ReadableSpan] = []
+    original = processor.on_end
+
+    def spy(span: ReadableSpan) -> None:
+        captured.append(span)
+        original(span)
+
+    processor.on_end = spy  # type: ignore[method-assign]
+    end_span(tracer, A.ROLE_STATEMENT, statement_attrs("fast", **{A.RESULT_OPEN: False}))
+    (span,) = captured
+    assert type(span) is ReadableSpan
+    raw = span._attributes
+    assert type(raw) is BoundedAttributes
+    assert V.plain(raw) is raw._dict
+    assert V.span_attributes(span) is raw._dict

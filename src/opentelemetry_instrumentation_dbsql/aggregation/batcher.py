@@ -77,7 +77,8 @@ class RecordBatcher:
         name: str = "OtelDbsqlAggregation",
     ) -> None:
         self._sink = sink
-        self._batch_size = config.max_batch_size
+        # A batch larger than the queue could never fill up: it would wait for the timer.
+        self._batch_size = min(config.max_batch_size, config.max_queue_size)
         self._flush_interval = config.flush_interval_s
         self._max_queue = config.max_queue_size
         self._export_timeout = config.export_timeout_s

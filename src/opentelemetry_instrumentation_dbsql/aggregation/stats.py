@@ -9,9 +9,11 @@ from dataclasses import dataclass
 class AggregationStats:
     """Counters since the processor was built (in a forked child: since the fork).
 
-    Every record that entered the queue ends up exported or counted in one ``dropped_*``
-    field; every statement that left the table without completing is counted in ``evicted_*``
-    or ``dropped_shutdown``.
+    Every record emitted into the queue is, at any time, exported, dropped (one ``dropped_*``
+    field), still queued, or in the export under way: ``records_emitted == records_exported +
+    records_dropped + queued_records + (records in flight)``. Statements that left the table
+    without completing are emitted as incomplete records and counted in ``evicted_*`` (or
+    have ``completion_reason == "shutdown"``).
     """
 
     statement_records: int  # statement records emitted into the queue (complete or not)
