@@ -78,7 +78,7 @@ def build_queue(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: 
             fmt = _ROW_SET_FORMAT.get(row_set_type) if isinstance(row_set_type, int) else None
             if fmt is not None:
                 tracker.result_format = fmt
-            lz4 = kwargs.get("lz4_compressed")
+            lz4 = kwargs.get("lz4_compressed", args[5] if len(args) > 5 else None)
             if isinstance(lz4, bool) and fmt != "COLUMNAR_INLINE":
                 tracker.compressed = lz4
             if t_row_set is not None:
@@ -98,7 +98,8 @@ def retry_increment(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwar
     """One urllib3-level retry of the driver: counted on the current statement."""
     tracker = current_statement.get()
     result = wrapped(*args, **kwargs)
-    if tracker is not None:
+    # increment() raises when retries are exhausted, so reaching here means one more attempt.
+    if tracker is not None and type(instance).__name__ == "DatabricksRetryPolicy":
         tracker.retries += 1
     return result
 

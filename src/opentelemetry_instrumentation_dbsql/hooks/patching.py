@@ -18,13 +18,20 @@ from opentelemetry_instrumentation_dbsql.log_once import log_failure_once, log_m
 
 @dataclass(frozen=True, slots=True)
 class HookPoint:
-    """One driver attribute to wrap; ``public`` ones are the driver API, others internals."""
+    """One driver attribute to wrap, at the first of ``locations`` (module, class) that has it.
 
-    module: str
-    owner: str
+    Several locations cover connector releases that moved a class; ``public`` hook points are
+    the driver API, the others its internals.
+    """
+
+    locations: tuple[tuple[str, str], ...]
     name: str
     wrapper: Callable[..., Any]
     public: bool
+
+
+def _at(module: str, owner: str) -> tuple[tuple[str, str], ...]:
+    return ((module, owner),)
 
 
 def _execute_supports_query_tags() -> bool:
@@ -41,73 +48,71 @@ def hook_points() -> list[HookPoint]:
     cursor = CursorHooks(supports_query_tags=_execute_supports_query_tags())
     client = "databricks.sql.client"
     points = [
-        HookPoint(client, "Connection", "__init__", connection.connection_init, True),
-        HookPoint(client, "Connection", "close", connection.connection_close, True),
-        HookPoint(client, "Connection", "commit", connection.transaction("COMMIT"), True),
-        HookPoint(client, "Connection", "rollback", connection.transaction("ROLLBACK"), True),
-        HookPoint(client, "Cursor", "execute", cursor.execute, True),
-        HookPoint(client, "Cursor", "executemany", cursor.executemany, True),
-        HookPoint(client, "Cursor", "execute_async", cursor.execute_async, True),
-        HookPoint(client, "Cursor", "get_query_state", cursor.get_query_state, True),
+        HookPoint(_at(client, "Connection"), "__init__", connection.connection_init, True),
+        HookPoint(_at(client, "Connection"), "close", connection.connection_close, True),
+        HookPoint(_at(client, "Connection"), "commit", connection.transaction("COMMIT"), True),
+        HookPoint(_at(client, "Connection"), "rollback", connection.transaction("ROLLBACK"), True),
+        HookPoint(_at(client, "Cursor"), "execute", cursor.execute, True),
+        HookPoint(_at(client, "Cursor"), "executemany", cursor.executemany, True),
+        HookPoint(_at(client, "Cursor"), "execute_async", cursor.execute_async, True),
+        HookPoint(_at(client, "Cursor"), "get_query_state", cursor.get_query_state, True),
         HookPoint(
-            client, "Cursor", "get_async_execution_result", cursor.get_async_execution_result, True
+            _at(client, "Cursor"),
+            "get_async_execution_result",
+            cursor.get_async_execution_result,
+            True,
         ),
-        HookPoint(client, "Cursor", "cancel", cursor.cancel, True),
-        HookPoint(client, "Cursor", "close", cursor.close, True),
+        HookPoint(_at(client, "Cursor"), "cancel", cursor.cancel, True),
+        HookPoint(_at(client, "Cursor"), "close", cursor.close, True),
     ]
     for method in ("catalogs", "schemas", "tables", "columns"):
-        points.append(HookPoint(client, "Cursor", method, cursor.metadata(method), True))
+        points.append(HookPoint(_at(client, "Cursor"), method, cursor.metadata(method), True))
     for method in ("fetchall", "fetchmany", "fetchall_arrow", "fetchmany_arrow"):
-        points.append(HookPoint(client, "Cursor", method, cursor.fetch, True))
+        points.append(HookPoint(_at(client, "Cursor"), method, cursor.fetch, True))
     points += [
         HookPoint(
-            "databricks.sql.result_set", "ResultSet", "close", internals.result_set_close, False
+            (("databricks.sql.result_set", "ResultSet"), (client, "ResultSet")),
+            "close",
+            internals.result_set_close,
+            False,
         ),
         HookPoint(
-            "databricks.sql.result_set",
-            "ThriftResultSet",
+            (("databricks.sql.result_set", "ThriftResultSet"), (client, "ResultSet")),
             "_fill_results_buffer",
             internals.fill_results_buffer,
             False,
         ),
         HookPoint(
-            "databricks.sql.backend.thrift_backend",
-            "ThriftDatabricksClient",
+            (
+                ("databricks.sql.backend.thrift_backend", "ThriftDatabricksClient"),
+                ("databricks.sql.thrift_backend", "ThriftBackend"),
+            ),
             "_poll_for_status",
             internals.poll_for_status,
             False,
         ),
         HookPoint(
-            "databricks.sql.utils",
-            "ThriftResultSetQueueFactory",
+            (
+                ("databricks.sql.utils", "ThriftResultSetQueueFactory"),
+                ("databricks.sql.utils", "ResultSetQueueFactory"),
+            ),
             "build_queue",
             internals.build_queue,
             False,
         ),
+    ]
+    downloader = _at("databricks.sql.cloudfetch.downloader", "ResultSetDownloadHandler")
+    points += [
+        HookPoint(downloader, "__init__", internals.download_handler_init, False),
+        HookPoint(downloader, "run", internals.download_run, False),
+        HookPoint(downloader, "_log_download_metrics", internals.log_download_metrics, False),
+        # Releases that do not override increment inherit urllib3's; the wrapper counts only
+        # the driver's own policy objects there.
         HookPoint(
-            "databricks.sql.cloudfetch.downloader",
-            "ResultSetDownloadHandler",
-            "__init__",
-            internals.download_handler_init,
-            False,
-        ),
-        HookPoint(
-            "databricks.sql.cloudfetch.downloader",
-            "ResultSetDownloadHandler",
-            "run",
-            internals.download_run,
-            False,
-        ),
-        HookPoint(
-            "databricks.sql.cloudfetch.downloader",
-            "ResultSetDownloadHandler",
-            "_log_download_metrics",
-            internals.log_download_metrics,
-            False,
-        ),
-        HookPoint(
-            "databricks.sql.auth.retry",
-            "DatabricksRetryPolicy",
+            (
+                ("databricks.sql.auth.retry", "DatabricksRetryPolicy"),
+                ("urllib3.util.retry", "Retry"),
+            ),
             "increment",
             internals.retry_increment,
             False,
@@ -124,18 +129,30 @@ class InstalledHook:
     name: str
 
 
+def _find_owner(point: HookPoint) -> Any:
+    for module_name, owner_name in point.locations:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        owner = getattr(module, owner_name, None)
+        if owner is not None and point.name in vars(owner):
+            return owner
+    return None
+
+
 def install(points: list[HookPoint]) -> list[InstalledHook]:
     """Wrap every hook point the installed driver has; log the missing ones once."""
     installed: list[InstalledHook] = []
     for point in points:
-        target = f"{point.module}.{point.owner}.{point.name}"
+        module_name, owner_name = point.locations[0]
+        target = f"{module_name}.{owner_name}.{point.name}"
         try:
-            module = importlib.import_module(point.module)
-            owner = getattr(module, point.owner, None)
-            if owner is None or point.name not in vars(owner):
+            owner = _find_owner(point)
+            if owner is None:
                 log_missing_hook_once(target)
                 continue
-            if isinstance(vars(owner)[point.name], wrapt.ObjectProxy):
+            if isinstance(vars(owner)[point.name], wrapt.FunctionWrapper):
                 continue
             wrapt.wrap_function_wrapper(owner, point.name, point.wrapper)
             installed.append(InstalledHook(owner, point.name))

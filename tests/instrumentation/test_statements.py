@@ -1,0 +1,317 @@
+"""Statement spans and metrics from the real driver against the local warehouse."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import databricks.sql
+import pytest
+from databricks.sql.exc import DatabaseError, ServerOperationError
+from opentelemetry.trace import SpanKind, StatusCode
+
+from tests.conftest import Telemetry
+
+STATEMENT = "STATEMENT"
+RESULT = "RESULT"
+
+
+def _attrs(span: Any) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+def test_select_makes_statement_and_result_spans(warehouse: Any, telemetry: Telemetry) -> None:
+    with databricks.sql.connect(**warehouse.connect_kwargs(catalog="main", schema="default")) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT id, amount FROM orders WHERE id < 10 ORDER BY id")
+            rows = cursor.fetchall()
+            query_id = cursor.query_id
+        session_id = conn.get_session_id_hex()
+    assert len(rows) == 10
+
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    attributes = _attrs(statement)
+    assert statement.kind is SpanKind.CLIENT
+    assert statement.name == "SELECT orders"
+    assert attributes["db.system.name"] == "databricks"
+    assert attributes["db.namespace"] == "main|default"
+    assert attributes["db.query.text"] == "SELECT id, amount FROM orders WHERE id < ? ORDER BY id"
+    assert attributes["db.query.summary"] == "SELECT orders"
+    assert attributes["db.operation.name"] == "SELECT"
+    assert attributes["server.address"] == "127.0.0.1"
+    assert attributes["server.port"] == warehouse.port
+    assert attributes["databricks.statement.id"] == query_id
+    assert attributes["databricks.session.id"] == session_id
+    assert attributes["databricks.result.open"] is True
+    assert attributes["databricks.result.format"] in ("INLINE_ARROW", "COLUMNAR_INLINE")
+    assert statement.status.status_code is StatusCode.UNSET
+
+    (result,) = telemetry.spans_by_role(RESULT)
+    result_attributes = _attrs(result)
+    assert result.parent is not None
+    assert result.parent.span_id == statement.context.span_id
+    assert result_attributes["db.response.returned_rows"] == 10
+    assert result_attributes["databricks.statement.id"] == query_id
+    assert result_attributes["databricks.result.fetch_calls"] == 1
+    assert result_attributes["databricks.result.close_reason"] == "closed"
+    assert result.start_time >= statement.end_time
+
+
+def test_fetchone_loop_makes_no_span_per_row(warehouse: Any, telemetry: Telemetry) -> None:
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT id FROM orders")
+            count = 0
+            while cursor.fetchone() is not None:
+                count += 1
+            cursor.execute("SELECT id FROM orders WHERE id < 5")
+            iterated = sum(1 for _ in cursor)
+    assert count == 1000
+    assert iterated == 5
+    results = telemetry.spans_by_role(RESULT)
+    assert [_attrs(s)["db.response.returned_rows"] for s in results] == [1000, 5]
+    assert len(telemetry.spans()) <= 6  # connect, 2 statements, 2 results, close
+
+
+@pytest.mark.parametrize(
+    ("result_format", "expected", "lz4"),
+    [
+        ("columnar", "COLUMNAR_INLINE", False),
+        ("arrow", "INLINE_ARROW", True),
+        ("cloudfetch", "EXTERNAL_LINKS", True),
+    ],
+)
+def test_result_formats_are_recorded(
+    warehouse: Any, telemetry: Telemetry, result_format: str, expected: str, lz4: bool
+) -> None:
+    sql = "SELECT i AS n FROM range(20000) t(i)"
+    warehouse.script(sql, result_format=result_format, lz4=lz4, page_size=5000, cloudfetch_files=4)
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            table = cursor.fetchall_arrow()
+            query_id = cursor.query_id
+    assert table.num_rows == 20000
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    (result,) = telemetry.spans_by_role(RESULT)
+    assert _attrs(statement)["databricks.result.format"] == expected
+    assert _attrs(result)["db.response.returned_rows"] == 20000
+    if expected != "COLUMNAR_INLINE":
+        assert _attrs(statement)["databricks.result.compressed"] is lz4
+    if expected == "EXTERNAL_LINKS":
+        downloads = telemetry.spans_by_role("CHUNK_DOWNLOAD")
+        assert len(downloads) == 4
+        served = warehouse.served[query_id]
+        assert sum(_attrs(d)["databricks.chunk.rows"] for d in downloads) == 20000
+        assert sorted(_attrs(d)["databricks.chunk.wire_bytes"] for d in downloads) == sorted(
+            f.compressed_bytes for f in served.files
+        )
+        span_ids = {statement.context.span_id, result.context.span_id}
+        for download in downloads:
+            assert download.context.trace_id == statement.context.trace_id
+            assert download.parent is not None and download.parent.span_id in span_ids
+            for value in _attrs(download).values():
+                assert "http" not in str(value).lower()  # never a pre-signed URL
+        assert _attrs(result)["databricks.result.chunks.iterated"] == 4
+        assert _attrs(result)["databricks.result.bytes"] == sum(
+            f.compressed_bytes for f in served.files
+        )
+
+
+def test_polls_are_counted(warehouse: Any, telemetry: Telemetry) -> None:
+    sql = "SELECT 42 AS answer"
+    warehouse.script(sql, running_polls=3, poll_delay=0.01)
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            assert cursor.fetchall()[0][0] == 42
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    polls = warehouse.rpc_names().count("GetOperationStatus")
+    assert polls >= 3
+    assert _attrs(statement)["databricks.status_polls.count"] == polls
+
+
+def test_server_error_passes_through_unchanged(warehouse: Any, telemetry: Telemetry) -> None:
+    sql = "SELECT * FROM missing_table"
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            with pytest.raises(ServerOperationError) as caught:
+                cursor.execute(sql)
+            query_id = cursor.query_id
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    attributes = _attrs(statement)
+    assert statement.status.status_code is StatusCode.ERROR
+    assert attributes["error.type"] == "databricks.sql.exc.ServerOperationError"
+    assert attributes["databricks.error.category"] == "not_found"
+    assert attributes["db.response.status_code"] == "42P01"
+    assert attributes["databricks.result.open"] is False
+    assert attributes.get("databricks.statement.id") == query_id
+    assert any(e.name == "exception" for e in statement.events)
+    assert "42P01" in str(caught.value) or caught.value.context
+
+
+def test_scripted_status_error_is_database_error(warehouse: Any, telemetry: Telemetry) -> None:
+    sql = "SELECT 'boom'"
+    warehouse.script(sql, error="scripted failure", sqlstate="22012", error_style="status")
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            with pytest.raises(DatabaseError):
+                cursor.execute(sql)
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    assert statement.status.status_code is StatusCode.ERROR
+    assert _attrs(statement)["error.type"].startswith("databricks.sql.exc.")
+
+
+def test_dml_rows_modified(warehouse: Any, telemetry: Telemetry) -> None:
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute("UPDATE orders SET amount = 0 WHERE id < 7")
+            assert cursor.rowcount == 7
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    assert _attrs(statement)["databricks.rows.modified"] == 7
+    assert statement.name.startswith("UPDATE")
+
+
+def test_executemany_is_one_span(warehouse: Any, telemetry: Telemetry) -> None:
+    warehouse.execute_sql("CREATE TABLE kv (k INT, v STRING)")
+    rows = [{"k": i, "v": f"value{i}"} for i in range(5)]
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            cursor.executemany("INSERT INTO kv VALUES (:k, :v)", rows)
+            last_id = cursor.query_id
+    statements = telemetry.spans_by_role(STATEMENT)
+    assert len(statements) == 1
+    (batch,) = statements
+    attributes = _attrs(batch)
+    assert attributes["db.operation.batch.size"] == 5
+    assert attributes["databricks.statement.id"] == last_id
+    members = [e for e in batch.events if e.name == "databricks.batch.statement"]
+    assert len(members) == 4
+    assert len({e.attributes["databricks.statement.id"] for e in members} | {last_id}) == 5
+    assert "value" not in str(attributes)  # parameters are not captured by default
+
+
+def test_execute_async_span_covers_lifetime(warehouse: Any, telemetry: Telemetry) -> None:
+    sql = "SELECT 7 AS seven"
+    warehouse.script(sql, completion_delay=0.3)
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            cursor.ASYNC_DEFAULT_POLLING_INTERVAL = 0.05
+            cursor.execute_async(sql)
+            assert not telemetry.spans_by_role(STATEMENT)  # still open
+            cursor.get_async_execution_result()
+            assert cursor.fetchall()[0][0] == 7
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    attributes = _attrs(statement)
+    assert attributes["databricks.statement.async"] is True
+    assert (statement.end_time - statement.start_time) / 1e9 >= 0.3
+    assert attributes["databricks.status_polls.count"] >= 2
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "operation_type"),
+    [
+        ("catalogs", (), "LIST_CATALOGS"),
+        ("schemas", (), "LIST_SCHEMAS"),
+        ("tables", (), "LIST_TABLES"),
+        ("columns", (), "LIST_COLUMNS"),
+    ],
+)
+def test_metadata_calls(
+    warehouse: Any, telemetry: Telemetry, method: str, args: tuple[Any, ...], operation_type: str
+) -> None:
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            getattr(cursor, method)(*args)
+            rows = cursor.fetchall()
+    assert rows
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    attributes = _attrs(statement)
+    assert attributes["databricks.operation.type"] == operation_type
+    assert attributes["databricks.statement.type"] == "METADATA"
+    assert attributes["db.operation.name"] == method
+    (result,) = telemetry.spans_by_role(RESULT)
+    assert _attrs(result)["db.response.returned_rows"] == len(rows)
+
+
+def test_cancel_from_another_thread(warehouse: Any, telemetry: Telemetry) -> None:
+    sql = "SELECT 1 AS slow"
+    warehouse.script(sql, completion_delay=5.0)
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+
+            def cancel_soon() -> None:
+                time.sleep(0.3)
+                cursor.cancel()
+
+            thread = threading.Thread(target=cancel_soon)
+            thread.start()
+            started = time.monotonic()
+            cursor.execute(sql)  # a cancelled execute() returns
+            thread.join()
+            assert time.monotonic() - started < 4.0
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    attributes = _attrs(statement)
+    assert attributes["databricks.statement.cancelled"] is True
+    assert any(e.name == "databricks.statement.cancelled" for e in statement.events)
+    assert statement.status.status_code is StatusCode.ERROR
+    (cancel,) = telemetry.spans_by_role("CANCEL")
+    assert _attrs(cancel)["databricks.statement.id"] == attributes["databricks.statement.id"]
+
+
+def test_connect_and_close_spans(warehouse: Any, telemetry: Telemetry) -> None:
+    conn = databricks.sql.connect(**warehouse.connect_kwargs(catalog="main", schema="default"))
+    session_id = conn.get_session_id_hex()
+    conn.close()
+    (connect,) = telemetry.spans_by_role("CREATE_SESSION")
+    attributes = _attrs(connect)
+    assert attributes["databricks.session.id"] == session_id
+    assert attributes["server.address"] == "127.0.0.1"
+    assert attributes["server.port"] == warehouse.port
+    assert attributes["databricks.http_path"] == warehouse.http_path
+    assert attributes["databricks.warehouse.id"] == warehouse.warehouse_id
+    assert attributes["databricks.catalog"] == "main"
+    assert attributes["databricks.schema"] == "default"
+    assert attributes["databricks.backend"] == "thrift"
+    (close,) = telemetry.spans_by_role("DELETE_SESSION")
+    assert _attrs(close)["databricks.session.id"] == session_id
+
+
+def test_unclosed_result_completes_on_connection_close(
+    warehouse: Any, telemetry: Telemetry
+) -> None:
+    conn = databricks.sql.connect(**warehouse.connect_kwargs())
+    cursor = conn.cursor()
+    cursor.execute("SELECT id FROM orders WHERE id < 3")
+    cursor.fetchone()
+    conn.close()
+    (result,) = telemetry.spans_by_role(RESULT)
+    assert _attrs(result)["databricks.result.close_reason"] == "connection_closed"
+    assert _attrs(result)["db.response.returned_rows"] == 1
+
+
+def test_metrics(warehouse: Any, telemetry: Telemetry) -> None:
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT id FROM orders WHERE id < 25")
+            cursor.fetchall()
+            with pytest.raises(ServerOperationError):
+                cursor.execute("SELECT * FROM nope")
+    found = telemetry.metrics()
+    durations = found["db.client.operation.duration"]
+    assert sum(p.count for p in durations) == 2
+    errors = [p for p in durations if "error.type" in p.attributes]
+    assert len(errors) == 1
+    assert errors[0].attributes["db.response.status_code"] == "42P01"
+    rows = found["db.client.response.returned_rows"]
+    assert sum(p.sum for p in rows) == 25
+    assert "db.client.connection.create_time" in found
+    counts = found["db.client.connection.count"]
+    assert sum(p.value for p in counts) == 0  # opened and closed
+    for points in found.values():
+        for point in points:
+            keys = set(point.attributes)
+            assert "databricks.statement.id" not in keys
+            assert "databricks.session.id" not in keys
+            assert "db.query.text" not in keys
