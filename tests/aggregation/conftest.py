@@ -30,6 +30,11 @@ def make_processor() -> Iterator[MakeProcessor]:
     yield make
     for processor in built:
         processor.shutdown_with_timeout(2.0)
+        # Never silent: after shutdown every emitted record was exported or counted as dropped.
+        stats = processor.stats()
+        assert stats.queued_records == 0
+        assert stats.live_statements == 0
+        assert stats.records_emitted == stats.records_exported + stats.records_dropped, stats
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from opentelemetry_instrumentation_dbsql.aggregation.config import AggregationCo
 from opentelemetry_instrumentation_dbsql.aggregation.pending import (
     KIND_CONNECTION,
     KIND_STATEMENT,
+    BuiltItem,
     PendingItem,
 )
 from opentelemetry_instrumentation_dbsql.aggregation.records import RecordSink, TelemetryRecord
@@ -64,6 +65,13 @@ class BatcherCounters:
     queued: int
 
 
+def _prebuilt(item: PendingItem) -> PendingItem:
+    try:
+        return BuiltItem(item.build())
+    except Exception:
+        return item  # the worker will fail on it again and count it
+
+
 class RecordBatcher:
     """Queue + worker + deadlines. ``put`` is safe from any thread and never blocks on the sink."""
 
@@ -79,6 +87,13 @@ class RecordBatcher:
         self._sink = sink
         # A batch larger than the queue could never fill up: it would wait for the timer.
         self._batch_size = min(config.max_batch_size, config.max_queue_size)
+        # Past this many pending items the worker is falling behind (it competes for the GIL
+        # with every application thread): producers then build their records themselves, so
+        # the worker's share of the work shrinks to exporting and the queue does not overflow.
+        self._prebuild_at = max(
+            1,
+            min(config.max_queue_size // 2, max(2 * self._batch_size, config.max_queue_size // 8)),
+        )
         self._flush_interval = config.flush_interval_s
         self._max_queue = config.max_queue_size
         self._export_timeout = config.export_timeout_s
@@ -132,8 +147,11 @@ class RecordBatcher:
 
     def put(self, item: PendingItem, urgent: bool = False) -> None:
         """Queue one item; drop the oldest pending item (counted) when the queue is full."""
+        if len(self._pending) >= self._prebuild_at:  # unlocked read: a stale length is harmless
+            item = _prebuilt(item)
         with self._lock:
             if self._closed:
+                self._emitted[item.KIND] += 1
                 self._dropped_shutdown += 1
                 return
             # _append_locked, inlined: this is on every completing span's path.
@@ -153,9 +171,12 @@ class RecordBatcher:
 
     def put_many(self, items: Iterable[PendingItem], urgent: bool = False) -> None:
         """Queue several items under one lock hold."""
+        if len(self._pending) >= self._prebuild_at:
+            items = [_prebuilt(item) for item in items]
         with self._lock:
             if self._closed:
-                for _ in items:
+                for item in items:
+                    self._emitted[item.KIND] += 1
                     self._dropped_shutdown += 1
                 return
             for item in items:
@@ -186,6 +207,8 @@ class RecordBatcher:
         self._pending.popleft()
         self._dropped_queue_full += 1
         self._done += 1
+        if self._waiters:
+            self._progress.notify_all()
         self._warn_once_locked("queue_full", "aggregation queue full; dropping oldest records")
 
     def _wake_locked(self) -> None:

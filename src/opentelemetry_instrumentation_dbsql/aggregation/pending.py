@@ -29,7 +29,10 @@ _NS_PER_MS = 1_000_000
 class PendingItem(Protocol):
     """Anything the batcher can turn into a record."""
 
-    KIND: ClassVar[int]
+    @property
+    def KIND(self) -> int:
+        """KIND_STATEMENT or KIND_CONNECTION."""
+        ...
 
     def build(self) -> TelemetryRecord:
         """The immutable record (called once, on the worker)."""
@@ -126,3 +129,17 @@ class BatchStatementItem:
             complete=True,
             completion_reason=COMPLETION_FAILED if error is not None else COMPLETION_CLOSED,
         )
+
+
+class BuiltItem:
+    """A record already built by the thread that completed it (see ``RecordBatcher.put``)."""
+
+    __slots__ = ("KIND", "record")
+
+    def __init__(self, record: TelemetryRecord) -> None:
+        self.record = record
+        self.KIND = KIND_CONNECTION if type(record) is ConnectionRecord else KIND_STATEMENT
+
+    def build(self) -> TelemetryRecord:
+        """The record."""
+        return self.record
