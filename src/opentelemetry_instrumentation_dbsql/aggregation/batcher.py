@@ -5,6 +5,16 @@ exports a batch when ``max_batch_size`` items are pending, every ``flush_interva
 once after an urgent item (connection records, terminal errors) or a flush request. Between
 exports it runs the ``tick`` callback (the idle sweep of the statement table).
 
+Items are normally turned into records on the worker. The worker competes for the GIL with
+every application thread, so under a CPU-bound burst it can fall behind; once the queue holds
+more than a fraction of its capacity, ``put`` builds the record on the calling thread instead,
+leaving the worker only the export. The queue is bounded: when it is full the oldest item is
+dropped and counted (``dropped_queue_full``).
+
+Shutdown order: refuse new items, stop the timer and the sweep, flush what is pending and
+drain the queue, wait for the in-flight export up to the deadline, stop the worker, then call
+``sink.shutdown`` with the time left (on a helper thread joined with that timeout).
+
 Deadlines: nothing joins the worker without a timeout. ``force_flush`` and ``shutdown`` wait
 on a condition with their deadline. An export running longer than ``export_timeout_s`` (seen
 by the next ``put`` that wakes the worker, by a flush, or by shutdown) is abandoned: its

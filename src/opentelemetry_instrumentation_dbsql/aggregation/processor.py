@@ -7,15 +7,19 @@ every span the SDK records. A statement whose span is not recorded still needs i
 the instrumentation feeds the processor itself, through ``on_end``, with a ``ReadableSpan``
 built by ``direct.make_readable_span``, exactly when the SDK will not: when ``span.is_recording()``
 is False (the sampler dropped it, or no SDK provider is configured) or when the span came from
-a provider this processor is not attached to. Each span therefore reaches the processor once;
-a span fed twice is counted as late and ignored.
+a provider this processor is not attached to. Each span therefore reaches the processor once
+(a STATEMENT or RESULT span fed twice anyway is counted as late and ignored).
 
 Cost on the application thread: ``on_end`` reads the role and the few attributes that decide
 what happens (statement id, session id, ``databricks.result.open``), then does constant work
 under one short lock (the statement table) and one more to queue a completed statement. It
 keeps references to the ended spans' attribute mappings; values are validated and records
-built on the worker. It never calls the sink, never blocks on it, and swallows every exception
-(the SDK would propagate it into the application's ``cursor.execute()``).
+built on the worker (or by the completing thread itself when the worker falls behind, see
+``batcher``). It never calls the sink, never blocks on it, and swallows every exception (the
+SDK would propagate it into the application's ``cursor.execute()``).
+
+Ordering across threads: see ``statement_table`` (a statement completes when all its expected
+spans have ended, in any order). Deadlines and fork: see ``batcher``.
 """
 
 from __future__ import annotations
