@@ -123,7 +123,10 @@ def open_connection(
     **connect_extra: Any,
 ) -> tuple[Any, ConnectionHandle | None]:
     """Connect the real driver as the instrumentor does: override, connect, register."""
-    kwargs = wh.connect_kwargs(**connect_extra)
+    # One attempt: a test that fails must not leave the driver retrying a stopped server.
+    kwargs = wh.connect_kwargs(
+        _retry_stop_after_attempts_count=1, _socket_timeout=10, **connect_extra
+    )
     override = native_telemetry_kwargs(kwargs, options)
     conn = databricks.sql.connect(**{**kwargs, **override})
     handle = sink.register_connection(conn, kwargs, options) if sink is not None else None

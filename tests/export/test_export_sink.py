@@ -1,0 +1,441 @@
+"""The sink with real driver connections: registration, sharing, native telemetry, privacy."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import databricks.sql
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.trace import TracerProvider
+
+from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
+from opentelemetry_instrumentation_dbsql.export import get_export_stats
+from opentelemetry_instrumentation_dbsql.export.opt_in import Decision
+from opentelemetry_instrumentation_dbsql.export.sink import (
+    DatabricksTelemetrySink,
+    native_telemetry_kwargs,
+)
+from opentelemetry_instrumentation_dbsql.export.stats import ExportStats
+from opentelemetry_instrumentation_dbsql.export.telemetry_client import (
+    ClientState,
+    HostTelemetryClient,
+)
+from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+from tests.export.conftest import SinkFactory
+from tests.export.helpers import (
+    FAST,
+    FAST_CLIENT,
+    connection_record,
+    open_connection,
+    statement_record,
+    wait_for,
+)
+
+FORCED = {"force_enable_telemetry": True}
+OURS = "opentelemetry-instrumentation-dbsql/"
+
+
+def client_state(client: HostTelemetryClient) -> ClientState:
+    """The client's state, read afresh."""
+    return client.state
+
+
+def is_ours(event: dict[str, Any]) -> bool:
+    return str(event["system_configuration"].get("client_app_name", "")).startswith(OURS)
+
+
+def test_register_extracts_the_connection(
+    wh: LocalWarehouse, sink: DatabricksTelemetrySink, closing: list[Any]
+) -> None:
+    conn, handle = open_connection(wh, sink, FORCED, user_agent_entry="my-app")
+    closing.append(conn)
+    assert handle is not None
+    assert handle.session_id == conn.get_session_id_hex()
+    assert handle.host_key == f"127.0.0.1:{wh.port}"
+    assert handle.decision.decision is Decision.FORCE_ON
+    assert handle.may_export
+    ctx = handle.context
+    assert ctx.user_agent == conn.session.useragent_header
+    assert "my-app" in ctx.user_agent
+    assert ctx.driver_version == databricks.sql.__version__
+    params = ctx.params.to_dict()
+    assert params["http_path"] == wh.http_path
+    assert params["mode"] == "THRIFT"
+    assert params["host_info"] == {"host_url": "127.0.0.1", "port": wh.port}
+    assert params["auth_mech"] == "PAT"
+    assert params["socket_timeout"] == 10_000
+    assert params["use_proxy"] is False
+    assert params["allow_self_signed_support"] is False
+    assert params["enable_arrow"] is True
+    client = sink.client_for(handle.host_key)
+    assert client is not None
+    assert client.transport.endpoint.base_url == wh.base_url
+
+
+@pytest.mark.parametrize("verify", ["ca_file", "no_verify"])
+def test_tls_settings_follow_the_connection(
+    verify: str, tls_wh: LocalWarehouse, make_sink: SinkFactory
+) -> None:
+    wh = tls_wh
+    sink = make_sink()
+    extra: dict[str, Any] = {}
+    if verify == "no_verify":
+        extra = {"_tls_no_verify": True, "_tls_trusted_ca_file": None}
+    conn, handle = open_connection(wh, sink, FORCED, **extra)
+    try:
+        assert handle is not None
+        sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
+        assert sink.flush(5)
+        assert sink.stats.snapshot().exported == 1
+        assert len(wh.telemetry.events()) == 1
+        params = handle.context.params.to_dict()
+        assert params["allow_self_signed_support"] is (verify == "no_verify")
+    finally:
+        conn.close()
+
+
+def test_tls_without_trust_fails_and_is_counted(
+    tls_wh: LocalWarehouse, make_sink: SinkFactory
+) -> None:
+    """The exporter does not quietly skip verification the connection did not skip."""
+    wh = tls_wh
+    sink = make_sink()
+    conn, handle = open_connection(wh, sink, FORCED)
+    try:
+        assert handle is not None
+        client = sink.client_for(handle.host_key)
+        assert client is not None
+        client.transport.tls = replace(client.transport.tls, ca_file=None)
+        sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
+        assert sink.flush(5)
+        assert wh.telemetry.payloads == []
+        assert sink.stats.snapshot().dropped["retries_exhausted"] == 1
+    finally:
+        conn.close()
+
+
+def test_register_does_not_wait_for_the_flag(
+    wh: LocalWarehouse, make_sink: SinkFactory, closing: list[Any]
+) -> None:
+    sink = make_sink(replace(FAST, flag_fetch_timeout_s=3.0))
+    wh.feature_flags.configure(enabled=True, delay=2.0)
+    kwargs = wh.connect_kwargs()
+    conn = databricks.sql.connect(**{**kwargs, **native_telemetry_kwargs(kwargs)})
+    closing.append(conn)
+    start = time.monotonic()
+    handle = sink.register_connection(conn, kwargs, None)
+    sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
+    assert time.monotonic() - start < 0.1
+    assert handle.decision.decision is Decision.FLAG_DECIDES
+    assert sink.stats.snapshot().flag_pending == 1  # held until the answer
+    assert wait_for(lambda: len(wh.telemetry.events()) == 1, timeout_s=4)
+    assert sink.stats.snapshot().flag_pending == 0
+
+
+def test_pending_records_are_bounded(
+    wh: LocalWarehouse, make_sink: SinkFactory, closing: list[Any]
+) -> None:
+    sink = make_sink(replace(FAST, client=replace(FAST_CLIENT, max_flag_pending=5)))
+    wh.feature_flags.configure(enabled=False, delay=0.3)
+    conn, handle = open_connection(wh, sink)
+    closing.append(conn)
+    assert handle is not None and handle.may_export
+    sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port) for _ in range(8)])
+    snap = sink.stats.snapshot()
+    assert (snap.flag_pending, snap.dropped["flag_pending_overflow"]) == (5, 3)
+    # The answer is "off": the held records are discarded and counted.
+    assert wait_for(lambda: sink.stats.snapshot().dropped["disabled"] == 5)
+    assert not handle.may_export
+    assert wh.telemetry.payloads == []
+
+
+def test_many_threads_and_connections_share_one_client(
+    wh: LocalWarehouse, sink: DatabricksTelemetrySink
+) -> None:
+    threads_n, per_thread = 6, 4
+    barrier = threading.Barrier(threads_n)
+    opened: list[tuple[Any, Any]] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            for _ in range(per_thread):
+                conn, handle = open_connection(wh, sink, FORCED)
+                assert handle is not None
+                with lock:
+                    opened.append((conn, handle))
+                sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    total = threads_n * per_thread
+    key = f"127.0.0.1:{wh.port}"
+    client = sink.client_for(key)
+    assert client is not None
+    assert client.refcount == total
+    assert {id(sink.client_for(h.host_key)) for _, h in opened} == {id(client)}
+    assert len(sink.breakers.hosts()) == 1
+
+    # Close from many threads at once; the client survives until the last release.
+    half = opened[: total // 2]
+    rest = opened[total // 2 :]
+
+    def close_all(items: list[tuple[Any, Any]]) -> None:
+        for conn, handle in items:
+            conn.close()
+            sink.unregister_connection(handle)
+            sink.unregister_connection(handle)  # twice: no effect
+
+    workers = [threading.Thread(target=close_all, args=(half[i::3],)) for i in range(3)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(30)
+    assert client.refcount == total - len(half)
+    assert client.state is ClientState.ACTIVE
+    last_release = 0.0
+    for conn, handle in rest:
+        conn.close()
+        sink.unregister_connection(handle)
+        last_release = time.monotonic()
+    assert client.refcount == 0
+    # The last release flushes and stops the client within 5 s.
+    assert wait_for(lambda: client.state is ClientState.CLOSED, timeout_s=5)
+    assert time.monotonic() - last_release < 5.0
+    assert sink.client_for(key) is None
+    ids = {e["session_id"] for e in wh.telemetry.events()}
+    assert ids == {h.session_id for _, h in opened}
+    assert sink.stats.snapshot().exported == total
+
+
+def test_records_arriving_after_close_are_still_sent(
+    wh: LocalWarehouse, make_sink: SinkFactory
+) -> None:
+    """The aggregation worker emits DELETE_SESSION after the connection closed."""
+    sink = make_sink(replace(FAST, client=replace(FAST_CLIENT, close_linger_s=0.5)))
+    conn, handle = open_connection(wh, sink, FORCED)
+    assert handle is not None
+    conn.close()
+    sink.unregister_connection(handle)
+    assert not handle.may_export
+    time.sleep(0.1)
+    sink.export(
+        [
+            connection_record(
+                handle.session_id, "127.0.0.1", wh.port, operation_type="DELETE_SESSION"
+            )
+        ]
+    )
+    assert wait_for(lambda: len(wh.telemetry.events()) == 1)
+    assert wh.telemetry.events()[0]["sql_operation"]["operation_detail"]["operation_type"] == (
+        "DELETE_SESSION"
+    )
+    # Much later, with the client gone, such records are counted as unroutable.
+    client = sink.client_for(handle.host_key)
+    assert client is not None
+    assert wait_for(lambda: sink.client_for(handle.host_key) is None, timeout_s=3)
+    sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
+    assert sink.stats.snapshot().dropped["unroutable"] == 1
+
+
+def test_a_new_connection_revives_a_lingering_client(
+    wh: LocalWarehouse, make_sink: SinkFactory, closing: list[Any]
+) -> None:
+    sink = make_sink(replace(FAST, client=replace(FAST_CLIENT, close_linger_s=1.0)))
+    conn, handle = open_connection(wh, sink, FORCED)
+    assert handle is not None
+    client = sink.client_for(handle.host_key)
+    conn.close()
+    sink.unregister_connection(handle)
+    assert client is not None
+    assert client_state(client) is ClientState.LINGERING
+    conn2, handle2 = open_connection(wh, sink, FORCED)
+    closing.append(conn2)
+    assert handle2 is not None
+    assert sink.client_for(handle2.host_key) is client
+    assert client_state(client) is ClientState.ACTIVE
+    time.sleep(1.2)
+    assert client_state(client) is ClientState.ACTIVE
+
+
+def test_unknown_and_disabled_records_are_counted(
+    wh: LocalWarehouse, sink: DatabricksTelemetrySink, closing: list[Any]
+) -> None:
+    conn, handle = open_connection(wh, sink, None, enable_telemetry=False)
+    closing.append(conn)
+    assert handle is not None and not handle.may_export
+    sink.export(
+        [
+            statement_record(handle.session_id, "127.0.0.1", wh.port),
+            statement_record("no-such-session", "elsewhere.example.com", 443),
+        ]
+    )
+    snap = sink.stats.snapshot()
+    assert (snap.dropped["disabled"], snap.dropped["unroutable"]) == (1, 1)
+    assert sink.client_for(handle.host_key) is None  # an "off" connection creates no client
+
+
+def test_native_telemetry_off_sends_nothing_and_does_not_block(
+    fresh_wh: LocalWarehouse, sink: DatabricksTelemetrySink
+) -> None:
+    fresh_wh.feature_flags.configure(enabled=True, delay=2.0)
+    kwargs = fresh_wh.connect_kwargs()
+    override = native_telemetry_kwargs(kwargs, {"force_enable_telemetry": True})
+    assert override == {"enable_telemetry": False, "force_enable_telemetry": False}
+    start = time.monotonic()
+    conn = databricks.sql.connect(**{**kwargs, **override})
+    assert time.monotonic() - start < 1.5  # the driver did not wait for the 2 s flag answer
+    handle = sink.register_connection(conn, kwargs, {"force_enable_telemetry": True})
+    cursor = conn.cursor()
+    cursor.execute("SELECT 1")
+    cursor.fetchall()
+    cursor.close()
+    sink.export([connection_record(handle.session_id, "127.0.0.1", fresh_wh.port)])
+    conn.close()
+    sink.unregister_connection(handle)
+    sink.flush(3)
+    time.sleep(0.3)  # room for a native flush on close, if there were one
+    events = fresh_wh.telemetry.events(include_rejected=True)
+    assert events and all(is_ours(e) for e in events)
+    assert fresh_wh.feature_flags.requests == []  # neither the driver nor the forced exporter asked
+
+
+def test_driver_default_kwargs_would_send_native_telemetry(fresh_wh: LocalWarehouse) -> None:
+    """Control: without the override, the driver itself posts to the same endpoint."""
+    conn = databricks.sql.connect(**fresh_wh.connect_kwargs(_retry_stop_after_attempts_count=1))
+    conn.close()
+    assert wait_for(lambda: any(not is_ours(e) for e in fresh_wh.telemetry.events()), timeout_s=5)
+
+
+def test_keep_native_telemetry_leaves_the_driver_alone(
+    fresh_wh: LocalWarehouse, sink: DatabricksTelemetrySink
+) -> None:
+    options = {"keep_native_telemetry": True, "force_enable_telemetry": True}
+    kwargs = fresh_wh.connect_kwargs(_retry_stop_after_attempts_count=1)
+    assert native_telemetry_kwargs(kwargs, options) == {}
+    conn, handle = open_connection(fresh_wh, sink, options)
+    assert handle is not None
+    sink.export([connection_record(handle.session_id, "127.0.0.1", fresh_wh.port)])
+    conn.close()
+    sink.unregister_connection(handle)
+    assert wait_for(lambda: any(not is_ours(e) for e in fresh_wh.telemetry.events()), timeout_s=5)
+    assert wait_for(lambda: any(is_ours(e) for e in fresh_wh.telemetry.events()), timeout_s=5)
+
+
+def test_keep_native_telemetry_from_env_and_options_object() -> None:
+    from opentelemetry_instrumentation_dbsql.options import resolve_options
+
+    kept = resolve_options({"keep_native_telemetry": True}, {})
+    assert native_telemetry_kwargs({}, kept) == {}
+    assert native_telemetry_kwargs({}, resolve_options({}, {})) == {
+        "enable_telemetry": False,
+        "force_enable_telemetry": False,
+    }
+
+
+def test_privacy_canary_end_to_end(
+    fresh_wh: LocalWarehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the instrumentor: no SQL text, literal, token or error message in any payload."""
+    secret = "canary-4f1e9b"
+    sql_ok = f"SELECT '{secret}-literal' AS value, 42 AS n"
+    sql_bad = f"SELECT * FROM {secret}_missing_table"
+    instrumentor = DbsqlInstrumentor()
+    instrumentor.instrument(
+        force_enable_telemetry=True,
+        tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(),
+    )
+    try:
+        conn = databricks.sql.connect(
+            **fresh_wh.connect_kwargs(_retry_stop_after_attempts_count=1, user_agent_entry="app")
+        )
+        cursor = conn.cursor()
+        cursor.execute(sql_ok)
+        cursor.fetchall()
+        cursor.execute("SELECT :p AS v", {"p": f"{secret}-param"})
+        cursor.fetchall()
+        with pytest.raises(databricks.sql.exc.Error):
+            cursor.execute(sql_bad)
+        cursor.close()
+        conn.close()
+    finally:
+        instrumentor.uninstrument()
+    assert wait_for(lambda: len(fresh_wh.telemetry.events()) >= 5, timeout_s=5)
+    bodies = json.dumps(
+        [{k: v for k, v in p.items() if k != "headers"} for p in fresh_wh.telemetry.payloads]
+    )
+    for needle in (secret, fresh_wh.access_token, "SELECT", "missing_table", "Bearer", "http://"):
+        assert needle not in bodies, needle
+    events = fresh_wh.telemetry.events()
+    assert all(is_ours(e) for e in events)
+    ops = [e["sql_operation"]["operation_detail"]["operation_type"] for e in events]
+    assert ops[0] == "CREATE_SESSION" and ops[-1] == "DELETE_SESSION"
+    assert ops.count("EXECUTE_STATEMENT") == 3
+    errors = [e["error_info"] for e in events if "error_info" in e]
+    assert len(errors) == 1
+    assert errors[0]["stack_trace"] == ""
+    assert errors[0]["error_name"]
+
+
+def test_stats_and_metrics(wh: LocalWarehouse, closing: list[Any]) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    stats = ExportStats()
+    sink = DatabricksTelemetrySink(
+        config=FAST, stats=stats, environ={}, meter=provider.get_meter("test")
+    )
+    try:
+        conn, handle = open_connection(wh, sink, FORCED)
+        closing.append(conn)
+        assert handle is not None
+        wh.telemetry.fail(status=400, times=1)
+        sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
+        assert sink.flush(5)
+        sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port) for _ in range(3)])
+        assert sink.flush(5)
+        data = reader.get_metrics_data()
+        assert data is not None
+        points: dict[str, dict[tuple[tuple[str, Any], ...], Any]] = {}
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    for point in metric.data.data_points:
+                        assert isinstance(point, NumberDataPoint)
+                        key = tuple(sorted((point.attributes or {}).items()))
+                        points.setdefault(metric.name, {})[key] = point.value
+        assert points["databricks.telemetry.export.records"][()] == 3
+        dropped = points["databricks.telemetry.export.dropped"]
+        assert dropped[(("reason", "terminal_http_error"),)] == 1
+        assert dropped[(("reason", "breaker_open"),)] == 0
+        assert points["databricks.telemetry.export.http_attempts"][()] == 2
+        assert points["databricks.telemetry.export.batches"][(("outcome", "sent"),)] == 1
+        assert points["databricks.telemetry.export.batches"][(("outcome", "failed"),)] == 1
+    finally:
+        sink.shutdown(1)
+        provider.shutdown()
+    # The process-wide counters are a separate instance, reachable without a sink.
+    snap = get_export_stats()
+    assert set(snap.dropped) >= {
+        "breaker_open",
+        "queue_full",
+        "terminal_http_error",
+        "disabled",
+        "shutdown",
+        "flag_pending_overflow",
+        "retries_exhausted",
+    }
