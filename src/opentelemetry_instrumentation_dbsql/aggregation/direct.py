@@ -70,8 +70,9 @@ def make_readable_span(
 
     ``attributes`` are copied and ``databricks.span.role`` is set to ``role``. ``context`` is
     the span's own context (for example the non-recording span's, which the SDK gave valid
-    ids); when it is None or invalid a new span id is generated, in the parent's trace if the
-    parent is valid. The span is marked not sampled.
+    ids); when it is None or invalid a new, not-sampled context is generated, in the parent's
+    trace if the parent is valid. The resource is the empty one (``Resource.create`` would
+    cost more than the whole ``on_end``).
     """
     attrs: dict[str, AttributeValue] = dict(attributes) if attributes else {}
     attrs[SPAN_ROLE] = role
