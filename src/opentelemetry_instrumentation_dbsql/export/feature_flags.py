@@ -21,6 +21,7 @@ from opentelemetry_instrumentation_dbsql.export.http_transport import (
     HttpTransport,
     TransportError,
 )
+from opentelemetry_instrumentation_dbsql.export.launcher import ThreadLauncher
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +137,12 @@ class FlagEntry:
             name=f"dbsql-telemetry-flag[{self.host_key}]",
             daemon=True,
         )
+        launcher = self._cache.launcher
         try:
-            thread.start()
+            if launcher is not None:
+                launcher.launch(thread)
+            else:
+                thread.start()
         except RuntimeError:
             # Interpreter shutting down: no new threads; keep whatever is known.
             with self._lock:
@@ -222,7 +227,9 @@ class FeatureFlagCache:
         error_retry_s: float = 60.0,
         fetch_timeout_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        launcher: ThreadLauncher | None = None,
     ) -> None:
+        self.launcher = launcher
         self.default_ttl_s = default_ttl_s
         self.error_retry_s = error_retry_s
         self.fetch_timeout_s = fetch_timeout_s

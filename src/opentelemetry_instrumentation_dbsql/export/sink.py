@@ -42,6 +42,7 @@ from opentelemetry_instrumentation_dbsql.export.http_transport import (
     ProxySettings,
     TlsSettings,
 )
+from opentelemetry_instrumentation_dbsql.export.launcher import ThreadLauncher
 from opentelemetry_instrumentation_dbsql.export.opt_in import (
     KW_ENABLE,
     KW_FORCE,
@@ -408,11 +409,15 @@ class DatabricksTelemetrySink:
             if breakers is not None
             else CircuitBreakerRegistry(self.config.breaker, clock=clock)
         )
+        # Started now, at instrument() time, so that connect() never waits for a thread start.
+        self._launcher = ThreadLauncher()
+        self._launcher.start()
         self.flags = FeatureFlagCache(
             default_ttl_s=self.config.flag_ttl_s,
             error_retry_s=self.config.flag_error_retry_s,
             fetch_timeout_s=self.config.flag_fetch_timeout_s,
             clock=clock,
+            launcher=self._launcher,
         )
         self._lock = threading.Lock()
         self._clients: dict[str, HostTelemetryClient] = {}
@@ -502,6 +507,7 @@ class DatabricksTelemetrySink:
             clock=self._clock,
             retry_after_parser=parse_retry_after,
             on_idle=self._retire,
+            launcher=self._launcher,
         )
 
     def _retire(self, client: HostTelemetryClient) -> None:
@@ -632,6 +638,7 @@ class DatabricksTelemetrySink:
                 handle.client = None
                 handle.closed = True
         finally:
+            self._launcher.stop()
             _live_sinks.discard(self)
             self._shutdown_done.set()
 

@@ -33,6 +33,7 @@ from opentelemetry_instrumentation_dbsql.export.http_transport import (
     HttpTransport,
     TransportError,
 )
+from opentelemetry_instrumentation_dbsql.export.launcher import ThreadLauncher
 from opentelemetry_instrumentation_dbsql.export.stats import DropReason, ExportStats
 from opentelemetry_instrumentation_dbsql.export.wire_format import encode_request
 
@@ -109,6 +110,7 @@ class HostTelemetryClient:
         clock: Callable[[], float] = time.monotonic,
         retry_after_parser: RetryAfterParser = parse_retry_after,
         on_idle: Callable[[HostTelemetryClient], None] | None = None,
+        launcher: ThreadLauncher | None = None,
     ) -> None:
         self.host_key = host_key
         self.transport = transport
@@ -118,6 +120,8 @@ class HostTelemetryClient:
         self._clock = clock
         self._parse_retry_after = retry_after_parser
         self._on_idle = on_idle
+        self._launcher = launcher
+        self._running = threading.Event()
         self._cond = threading.Condition()
         self._queue: deque[str] = deque()
         self._pending: deque[str] = deque()
@@ -147,14 +151,18 @@ class HostTelemetryClient:
             return self._refs
 
     def start(self) -> None:
-        """Start the worker thread (once)."""
+        """Start the worker thread (once); through the launcher when there is one."""
         with self._cond:
             if self._thread is not None:
                 return
-            self._thread = threading.Thread(
+            thread = threading.Thread(
                 target=self._run, name=f"dbsql-telemetry[{self.host_key}]", daemon=True
             )
-        self._thread.start()
+            self._thread = thread
+        if self._launcher is not None:
+            self._launcher.launch(thread)
+        else:
+            thread.start()
 
     def try_acquire(self, token: int, headers: HeaderSource) -> bool:
         """Add a connection; False once the client is closing (make a new one)."""
@@ -209,11 +217,15 @@ class HostTelemetryClient:
     def join(self, timeout_s: float) -> bool:
         """Wait for the worker; on timeout count what is left as dropped. True when done."""
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(timeout_s, 0.0))
-            if thread.is_alive():
-                self._drop_all_held(DropReason.SHUTDOWN)
-                return False
+        if thread is None or thread is threading.current_thread():
+            return True
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        # A launched thread may not have started yet; join() would raise.
+        if self._running.wait(max(timeout_s, 0.0)):
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        if not self._running.is_set() or thread.is_alive():
+            self._drop_all_held(DropReason.SHUTDOWN)
+            return False
         return True
 
     # -- records in ---------------------------------------------------------------------------
@@ -342,6 +354,7 @@ class HostTelemetryClient:
                 self.retire_if_idle()
 
     def _run(self) -> None:
+        self._running.set()
         try:
             while True:
                 item = self._next_batch()
