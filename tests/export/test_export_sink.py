@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import replace
@@ -439,3 +440,41 @@ def test_stats_and_metrics(wh: LocalWarehouse, closing: list[Any]) -> None:
         "flag_pending_overflow",
         "retries_exhausted",
     }
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_exports_with_fresh_state(
+    wh: LocalWarehouse, sink: DatabricksTelemetrySink, closing: list[Any]
+) -> None:
+    conn, handle = open_connection(wh, sink, FORCED)
+    closing.append(conn)
+    assert handle is not None
+    sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
+    assert sink.flush(5)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.close(read_fd)
+            assert sink.client_for(handle.host_key) is None  # the parent's worker is gone
+            child_conn, child_handle = open_connection(wh, sink, FORCED)
+            assert child_handle is not None
+            sink.export([statement_record(child_handle.session_id, "127.0.0.1", wh.port)])
+            ok = sink.flush(5) and sink.stats.snapshot().exported == 2
+            os.write(write_fd, child_handle.session_id.encode())
+            child_conn.close()
+            sink.shutdown(2)
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    child_session = os.read(read_fd, 200).decode()
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert {e["session_id"] for e in wh.telemetry.events()} == {handle.session_id, child_session}
+    # The parent goes on as before.
+    sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
+    assert sink.flush(5)
+    assert sink.stats.snapshot().exported == 2

@@ -48,7 +48,11 @@ class Endpoint:
         parts = urlsplit(text)
         scheme = (parts.scheme or "https").lower()
         host = (parts.hostname or "").lower()
-        return cls(scheme=scheme, host=host, port=parts.port if parts.port else port)
+        try:
+            written_port = parts.port
+        except ValueError:  # not a number, or out of range
+            written_port = None
+        return cls(scheme=scheme, host=host, port=written_port or port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 import threading
 import time
@@ -106,8 +107,6 @@ def _keep_native(options: OptionsLike, environ: Mapping[str, str] | None = None)
     except ValueError:
         parsed = None
     if parsed is None:
-        import os
-
         env = os.environ if environ is None else environ
         try:
             parsed = parse_tristate(env.get(ENV_KEEP_NATIVE))
@@ -379,11 +378,21 @@ def _shutdown_all_at_exit() -> None:
         sink.shutdown(max(remaining, 0.0))
 
 
+def _after_fork_in_child() -> None:
+    global _atexit_lock
+    _atexit_lock = threading.Lock()
+    global_stats().reset_lock()
+    for sink in list(_live_sinks):
+        sink._after_fork_in_child()
+
+
 def _ensure_atexit() -> None:
     global _atexit_registered
     with _atexit_lock:
         if not _atexit_registered:
             atexit.register(_shutdown_all_at_exit)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_after_fork_in_child)
             _atexit_registered = True
 
 
@@ -641,6 +650,30 @@ class DatabricksTelemetrySink:
             self._launcher.stop()
             _live_sinks.discard(self)
             self._shutdown_done.set()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has none of the parent's threads: start over with empty state.
+
+        Locks may have been held by parent threads at the fork, so they are replaced too. The
+        parent's connections are not usable in the child; their records become unroutable.
+        """
+        self._lock = threading.Lock()
+        self._clients = {}
+        self._sessions = {}
+        self._closed_sessions = OrderedDict()
+        self._latest_by_host = {}
+        self._shutdown_done = threading.Event()
+        self._launcher = ThreadLauncher()
+        self.flags = FeatureFlagCache(
+            default_ttl_s=self.config.flag_ttl_s,
+            error_retry_s=self.config.flag_error_retry_s,
+            fetch_timeout_s=self.config.flag_fetch_timeout_s,
+            clock=self._clock,
+            launcher=self._launcher,
+        )
+        self.breakers = CircuitBreakerRegistry(self.config.breaker, clock=self._clock)
+        if self.stats is not global_stats():
+            self.stats.reset_lock()
 
     @property
     def is_shutdown(self) -> bool:

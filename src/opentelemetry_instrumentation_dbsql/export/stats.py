@@ -94,6 +94,10 @@ class ExportStats:
             self._queued += queued
             self._flag_pending += flag_pending
 
+    def reset_lock(self) -> None:
+        """Replace the lock (in a forked child, where a parent thread may have held it)."""
+        self._lock = threading.Lock()
+
     def snapshot(self) -> ExportStatsSnapshot:
         """Copy the counters."""
         with self._lock:

@@ -135,7 +135,6 @@ class HostTelemetryClient:
         self._in_flight = 0
         self._thread: threading.Thread | None = None
         self._rng = random.Random()
-        self.posts = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
@@ -441,8 +440,6 @@ class HostTelemetryClient:
             self.stats.record_attempt(retry=retries > 0)
             retry_after: float | None = None
             try:
-                with self._cond:
-                    self.posts += 1
                 response = self.transport.request(
                     "POST",
                     path,
