@@ -15,7 +15,26 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
 from opentelemetry_instrumentation_dbsql.aggregation.sinks import CollectingSink
+from opentelemetry_instrumentation_dbsql.log_once import failure_counts
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "allow_instrumentation_failures: the test provokes internal failures on purpose"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_internal_failures(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The instrumentation swallows its own failures; tests must still see them."""
+    before = failure_counts()
+    yield
+    if request.node.get_closest_marker("allow_instrumentation_failures"):
+        return
+    after = failure_counts()
+    new = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+    assert not new, f"internal instrumentation failures: {new}"
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +74,7 @@ class Telemetry:
         return list(self.spans_exporter.get_finished_spans())
 
     def spans_by_role(self, role: str) -> list[ReadableSpan]:
-        return [
-            s for s in self.spans() if (s.attributes or {}).get("databricks.span.role") == role
-        ]
+        return [s for s in self.spans() if (s.attributes or {}).get("databricks.span.role") == role]
 
     def metrics(self) -> dict[str, list[Any]]:
         data = self.metric_reader.get_metrics_data()

@@ -7,13 +7,21 @@ import threading
 
 _logger = logging.getLogger("opentelemetry_instrumentation_dbsql")
 _seen: set[str] = set()
+_counts: dict[str, int] = {}
 _lock = threading.Lock()
+
+
+def failure_counts() -> dict[str, int]:
+    """How often each kind of internal failure occurred (for tests and diagnostics)."""
+    with _lock:
+        return dict(_counts)
 
 
 def log_failure_once(kind: str, exc: BaseException | None = None) -> None:
     """Log an internal failure at debug level the first time this kind occurs; never raises."""
     try:
         with _lock:
+            _counts[kind] = _counts.get(kind, 0) + 1
             if kind in _seen:
                 return
             _seen.add(kind)

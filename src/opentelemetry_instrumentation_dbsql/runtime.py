@@ -7,11 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Span, Status, StatusCode
-from opentelemetry.util.types import Attributes
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
@@ -65,7 +62,6 @@ class Runtime:
         self.instruments = Instruments(meter)
         self.processor = processor
         self.exporter = exporter
-        self._scope = InstrumentationScope(attr.INSTRUMENTATION_SCOPE, __version__, SCHEMA_URL)
         self._lock = threading.Lock()
         self._attached_to: object | None = None
         self._tracing_live = False
@@ -110,32 +106,33 @@ class Runtime:
     def feed_processor(self, recorder: SpanRecorder, end_ns: int) -> None:
         """Give the processor a span the SDK did not give it (sampled out, or no SDK)."""
         processor = self.processor
-        if processor is None or attr.SPAN_ROLE not in recorder.start_attributes:
+        role = recorder.start_attributes.get(attr.SPAN_ROLE)
+        if processor is None or not isinstance(role, str):
             return
         try:
             from opentelemetry.sdk.trace import Event
 
-            span_context = recorder.span.get_span_context()
+            from opentelemetry_instrumentation_dbsql.aggregation.direct import make_readable_span
+
             events = tuple(
                 Event(name, event_attributes, timestamp)
                 for name, event_attributes, timestamp in recorder.events
             )
-            attributes: Attributes = dict(recorder.all_attributes())
             status = (
                 Status(StatusCode.ERROR, recorder.status_error)
                 if recorder.status_error is not None
-                else Status(StatusCode.UNSET)
+                else None
             )
-            readable = ReadableSpan(
-                name=recorder.name,
-                context=span_context,
-                attributes=attributes,
+            readable = make_readable_span(
+                recorder.name,
+                role,
+                recorder.all_attributes(),
+                start_ns=recorder.start_ns,
+                end_ns=end_ns,
                 events=events,
-                kind=trace.SpanKind.CLIENT,
                 status=status,
-                start_time=recorder.start_ns,
-                end_time=end_ns,
-                instrumentation_scope=self._scope,
+                parent=recorder.parent_span_context,
+                context=recorder.span.get_span_context(),
             )
             processor.on_end(readable)
         except Exception as exc:

@@ -72,9 +72,12 @@ class StatementTracker:
         "chunks_present",
         "compressed",
         "connection",
+        "execute_bytes",
+        "execute_retries",
         "fetch_calls",
         "fetch_ns",
         "inline_bytes",
+        "inline_pages",
         "lock",
         "metric_attributes",
         "operation_name",
@@ -116,12 +119,16 @@ class StatementTracker:
         self.compressed: bool | None = None
         self.chunks_present = 0
         self.inline_bytes = 0
+        self.inline_pages = 0
         self.fetch_calls = 0
         self.fetch_ns = 0
         self.ready_ns = 0
         self.cancelled = False
         self.result_done = False
         self.batch_events = 0
+        # Totals at the end of the execute phase: the RESULT span reports only what came after.
+        self.execute_bytes = 0
+        self.execute_retries = 0
         self.batch_pending: dict[str, AttributeValue] | None = None
         # CloudFetch downloads finish on the driver's thread pool: their totals take a lock.
         self.lock = threading.Lock()

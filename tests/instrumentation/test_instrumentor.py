@@ -33,7 +33,7 @@ def test_import_and_instrument_do_not_import_the_driver_client() -> None:
         import databricks.sql.client
         from databricks.sql.client import Cursor
         import wrapt
-        assert isinstance(Cursor.__dict__["execute"], wrapt.FunctionWrapper), "not patched on import"
+        assert isinstance(Cursor.__dict__["execute"], wrapt.FunctionWrapper), "not patched"
         print("ok")
         """
     )
@@ -45,10 +45,10 @@ def test_import_and_instrument_do_not_import_the_driver_client() -> None:
 
 
 def test_uninstrument_restores_every_attribute_exactly() -> None:
-    import databricks.sql.auth.retry as retry
-    import databricks.sql.backend.thrift_backend as thrift_backend
-    import databricks.sql.cloudfetch.downloader as downloader
-    import databricks.sql.result_set as result_set
+    from databricks.sql import result_set
+    from databricks.sql.auth import retry
+    from databricks.sql.backend import thrift_backend
+    from databricks.sql.cloudfetch import downloader
 
     owners = [
         Connection,
@@ -76,21 +76,19 @@ def test_uninstrument_restores_every_attribute_exactly() -> None:
 
 def test_double_instrument_is_a_noop(warehouse: Any, telemetry: Telemetry) -> None:
     DbsqlInstrumentor().instrument()
-    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
     assert _roles(telemetry).count("STATEMENT") == 1
 
 
 def test_suppress_instrumentation(warehouse: Any, telemetry: Telemetry) -> None:
-    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
-        with conn.cursor() as cursor:
-            with suppress_instrumentation():
-                cursor.execute("SELECT 1")
-                cursor.fetchall()
-            cursor.execute("SELECT 2")
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        with suppress_instrumentation():
+            cursor.execute("SELECT 1")
             cursor.fetchall()
+        cursor.execute("SELECT 2")
+        cursor.fetchall()
     statements = [s for s in telemetry.spans() if s.name == "SELECT"]
     assert len(statements) == 1
     assert (statements[0].attributes or {})["db.query.text"] == "SELECT ?"
@@ -99,10 +97,9 @@ def test_suppress_instrumentation(warehouse: Any, telemetry: Telemetry) -> None:
 def test_after_uninstrument_nothing_is_recorded(warehouse: Any) -> None:
     telemetry = make_telemetry()
     telemetry.instrumentor.uninstrument()
-    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
     assert telemetry.spans() == []
 
 
@@ -140,7 +137,7 @@ def test_instrument_connection_only_that_connection(warehouse: Any) -> None:
 
 
 def test_invalid_option_raises_value_error_naming_it() -> None:
-    with pytest.raises(ValueError, match="capture_query_text.*sanitized \\| raw \\| off"):
+    with pytest.raises(ValueError, match=r"capture_query_text.*sanitized \| raw \| off"):
         DbsqlInstrumentor().instrument(capture_query_text="everything")
     with pytest.raises(ValueError, match="max_query_text_length"):
         DbsqlInstrumentor().instrument(max_query_text_length=-1)
@@ -192,7 +189,9 @@ def test_threads_make_exactly_one_span_per_statement(warehouse: Any, telemetry: 
         worker.join()
     assert not errors
     statements = [
-        s for s in telemetry.spans() if (s.attributes or {}).get("databricks.span.role") == "STATEMENT"
+        s
+        for s in telemetry.spans()
+        if (s.attributes or {}).get("databricks.span.role") == "STATEMENT"
     ]
     assert len(statements) == threads_count * per_thread
     expected = {query_id for slot in ids for query_id in slot}
@@ -202,12 +201,11 @@ def test_threads_make_exactly_one_span_per_statement(warehouse: Any, telemetry: 
 
 def test_privacy_canary(warehouse: Any, telemetry: Telemetry) -> None:
     secret = "canary-4f1d-literal"
-    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
-        with conn.cursor() as cursor:
-            cursor.execute(f"SELECT '{secret}' AS s, 987654321 AS n")
-            assert cursor.fetchall()[0][0] == secret
-            with pytest.raises(databricks.sql.exc.ServerOperationError):
-                cursor.execute(f"SELECT * FROM missing WHERE x = '{secret}'")
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT '{secret}' AS s, 987654321 AS n")
+        assert cursor.fetchall()[0][0] == secret
+        with pytest.raises(databricks.sql.exc.ServerOperationError):
+            cursor.execute(f"SELECT * FROM missing WHERE x = '{secret}'")
     token = warehouse.access_token
     dumped = [s.to_json() for s in telemetry.spans()]
     metrics = telemetry.metric_reader.get_metrics_data()

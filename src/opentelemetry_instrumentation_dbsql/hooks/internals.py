@@ -84,6 +84,8 @@ def build_queue(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: 
             if t_row_set is not None:
                 links = getattr(t_row_set, "resultLinks", None) or ()
                 tracker.chunks_present += len(links)
+                if not links and fmt != "EXTERNAL_LINKS":
+                    tracker.inline_pages += 1
                 batches = getattr(t_row_set, "arrowBatches", None) or ()
                 inline = sum(len(getattr(b, "batch", b"") or b"") for b in batches)
                 if inline:

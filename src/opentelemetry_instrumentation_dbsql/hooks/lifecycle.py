@@ -198,7 +198,9 @@ def _write_execute_totals(recorder: SpanRecorder, tracker: StatementTracker) -> 
     recorder.set(attr.RESULT_FORMAT, tracker.result_format)
     recorder.set(attr.RESULT_COMPRESSED, tracker.compressed)
     recorder.set(attr.RESULT_CHUNKS_PRESENT, tracker.chunks_present)
-    recorder.set(attr.RESULT_BYTES, tracker.result_bytes())
+    tracker.execute_bytes = tracker.result_bytes()
+    tracker.execute_retries = tracker.retries
+    recorder.set(attr.RESULT_BYTES, tracker.execute_bytes)
 
 
 def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: str | None) -> None:
@@ -299,15 +301,16 @@ def finish_result(tracker: StatementTracker, result_set: object, reason: str) ->
             if tracker.chunk_downloads:
                 recorder.set(attr.RESULT_CHUNKS_SLOWEST_MS, tracker.chunk_slowest_ms)
         total_bytes = tracker.result_bytes()
-        recorder.set(attr.RESULT_BYTES, total_bytes)
-        recorder.set(attr.RETRY_COUNT, tracker.retries)
+        # Each span reports its own phase; the statement's totals are their sums.
+        recorder.set(attr.RESULT_BYTES, total_bytes - tracker.execute_bytes)
+        recorder.set(attr.RETRY_COUNT, tracker.retries - tracker.execute_retries)
         recorder.set(attr.RESULT_CLOSE_REASON, reason)
         recorder.end()
         instruments = tracker.runtime.instruments
         metric_attributes = tracker.metric_attributes
         if isinstance(rows, int):
             instruments.returned_rows.record(rows, metric_attributes)
-        chunks = tracker.chunks_present + tracker.round_trips
+        chunks = tracker.inline_pages + tracker.chunk_downloads
         if chunks:
             instruments.chunks.add(chunks, tracker.connection.metric_attributes)
         if total_bytes:
