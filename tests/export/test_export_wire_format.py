@@ -247,3 +247,39 @@ def test_connection_params_fields_are_model_fields() -> None:
     ours = {f.name for f in dataclasses.fields(DriverConnectionParams)}
     assert ours <= field_names(event.DriverConnectionParameters)
     assert {"allowed_volume_ingestion_paths", "query_tags"}.isdisjoint(ours)
+
+
+def test_strings_that_do_not_look_right_never_reach_the_wire() -> None:
+    """A producer bug must not put SQL text, messages or paths into the payload."""
+    hostile = "SELECT secret FROM t WHERE x = 'leak'"
+    rec = statement_record(
+        "/home/user/leak",
+        "h",
+        443,
+        statement_id=hostile,
+        operation_type=hostile,
+        statement_type=hostile,
+        result_format=hostile,
+        error=dataclasses.replace(
+            error_record(), category="Table 'leak' not found", error_type="x.Bad Name leak"
+        ),
+    )
+    conn = connection_record(
+        "s",
+        "h",
+        443,
+        http_path="/sql?token=leak secret",
+        backend=hostile,
+        auth_mechanism=hostile,
+        operation_type=hostile,
+    )
+    text = "".join(wire_format.encode_proto_log(r, context()) for r in (rec, conn))
+    assert "leak" not in text
+    assert "SELECT" not in text
+    ev = wire_format.statement_event(rec, context())
+    assert ev["error_info"] == {"error_name": "unknown", "stack_trace": ""}
+    assert "session_id" not in ev and "sql_statement_id" not in ev
+    assert "operation_type" not in ev["sql_operation"]["operation_detail"]
+    conn_ev = wire_format.connection_event(conn, context())
+    assert conn_ev["driver_connection_params"]["http_path"] == "/sql/1.0/warehouses/abc123"
+    assert conn_ev["driver_connection_params"]["mode"] == "THRIFT"

@@ -11,6 +11,7 @@ import functools
 import json
 import locale
 import platform
+import re
 import sys
 import time
 import uuid
@@ -30,6 +31,29 @@ DRIVER_NAME = "Databricks SQL Python Connector"
 CLIENT_APP_NAME = f"opentelemetry-instrumentation-dbsql/{__version__}"
 
 _MODES = {"thrift": "THRIFT", "sea": "SEA"}
+
+# Defence in depth: strings that come from records must look like what they are, so that a
+# producer bug can never put SQL text, a message or a path on the wire.
+_STATEMENT_TYPES = frozenset({"NONE", "QUERY", "SQL", "UPDATE", "METADATA"})
+_RESULT_FORMATS = frozenset(
+    {"FORMAT_UNSPECIFIED", "INLINE_ARROW", "EXTERNAL_LINKS", "COLUMNAR_INLINE"}
+)
+_AUTH_MECHS = frozenset({"TYPE_UNSPECIFIED", "OTHER", "PAT", "OAUTH"})
+_ENUM_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_CATEGORY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_CLASS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_HTTP_PATH = re.compile(r"/[A-Za-z0-9/_.=&?-]{0,511}")
+
+
+def _match(pattern: re.Pattern[str], value: str | None) -> str | None:
+    return value if value is not None and pattern.fullmatch(value) else None
+
+
+def _member(allowed: frozenset[str], value: str | None) -> str | None:
+    return value if value in allowed else None
+
+
 # Bounds a timestamp must fall in to be taken as epoch nanoseconds (2001..2286).
 _MIN_EPOCH_NS = 1_000_000_000 * 1_000_000_000
 _MAX_EPOCH_NS = 10_000_000_000 * 1_000_000_000
@@ -138,17 +162,19 @@ class ConnectionContext:
 
 
 def mode_for_backend(backend: str | None) -> str | None:
-    """``thrift``/``sea`` to the ``DatabricksClientType`` value."""
+    """``thrift``/``sea`` to the ``DatabricksClientType`` value (None for anything else)."""
     if backend is None:
         return None
-    return _MODES.get(backend.lower(), backend.upper())
+    return _MODES.get(backend.lower())
 
 
 def _error_info(error: ErrorRecord | None, cancelled: bool) -> dict[str, str] | None:
     # stack_trace stays empty: a trace or message may carry SQL text, literals or paths.
     if error is not None:
-        name = error.category or error.error_type.rsplit(".", 1)[-1]
-        return {"error_name": name, "stack_trace": ""}
+        name = _match(_CATEGORY, error.category) or _match(
+            _CLASS_NAME, error.error_type.rsplit(".", 1)[-1]
+        )
+        return {"error_name": name or "unknown", "stack_trace": ""}
     if cancelled:
         return {"error_name": "cancelled", "stack_trace": ""}
     return None
@@ -171,9 +197,9 @@ def _chunk_details(record: StatementRecord) -> dict[str, int] | None:
 def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str, Any]:
     """The ``TelemetryEvent`` of one statement."""
     sql_operation = {
-        "statement_type": record.statement_type,
+        "statement_type": _member(_STATEMENT_TYPES, record.statement_type),
         "is_compressed": record.compressed,
-        "execution_result": record.result_format,
+        "execution_result": _member(_RESULT_FORMATS, record.result_format),
         "retry_count": record.retry_count,
         "chunk_details": _chunk_details(record),
         "result_latency": {
@@ -183,14 +209,14 @@ def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str
         "operation_detail": {
             "n_operation_status_calls": record.poll_count,
             "operation_status_latency_millis": record.poll_latency_ms,
-            "operation_type": record.operation_type,
+            "operation_type": _match(_ENUM_NAME, record.operation_type),
             "is_internal_call": False,
         },
     }
     event = _prune(
         {
-            "session_id": record.session_id,
-            "sql_statement_id": record.statement_id,
+            "session_id": _match(_IDENTIFIER, record.session_id),
+            "sql_statement_id": _match(_IDENTIFIER, record.statement_id),
             "system_configuration": system_configuration(ctx.driver_version),
             "driver_connection_params": ctx.params.to_dict(),
             "auth_type": ctx.auth_type,
@@ -206,22 +232,24 @@ def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str
 def connection_event(record: ConnectionRecord, ctx: ConnectionContext) -> dict[str, Any]:
     """The ``TelemetryEvent`` of a session opening or closing."""
     params = ctx.params.to_dict()
-    if record.http_path:
-        params["http_path"] = record.http_path
+    http_path = _match(_HTTP_PATH, record.http_path)
+    if http_path:
+        params["http_path"] = http_path
     mode = mode_for_backend(record.backend)
     if mode:
         params["mode"] = mode
-    if record.auth_mechanism:
-        params["auth_mech"] = record.auth_mechanism
+    auth_mech = _member(_AUTH_MECHS, record.auth_mechanism)
+    if auth_mech:
+        params["auth_mech"] = auth_mech
     event = _prune(
         {
-            "session_id": record.session_id,
+            "session_id": _match(_IDENTIFIER, record.session_id),
             "system_configuration": system_configuration(ctx.driver_version),
             "driver_connection_params": params,
             "auth_type": ctx.auth_type,
             "sql_operation": {
                 "operation_detail": {
-                    "operation_type": record.operation_type,
+                    "operation_type": _match(_ENUM_NAME, record.operation_type),
                     "is_internal_call": False,
                 }
             },
