@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -141,3 +142,38 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0, step: float 
             return True
         time.sleep(step)
     return predicate()
+
+
+def _session_of(proto_log: Any) -> str | None:
+    try:
+        decoded = json.loads(proto_log) if isinstance(proto_log, str) else proto_log
+        return str(decoded["entry"]["sql_driver_log"].get("session_id"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def session_payloads(wh: LocalWarehouse, *session_ids: str) -> list[dict[str, Any]]:
+    """Telemetry POSTs carrying events of these sessions.
+
+    Test processes run side by side on this machine and a port may be reused: a stray POST
+    retried by another process's driver can reach this warehouse. Filtering by session keeps
+    the assertions about this test's own traffic.
+    """
+    wanted = set(session_ids)
+    return [
+        p
+        for p in wh.telemetry.payloads
+        if any(_session_of(log) in wanted for log in p.get("protoLogs") or [])
+    ]
+
+
+def session_events(
+    wh: LocalWarehouse, *session_ids: str, include_rejected: bool = False
+) -> list[dict[str, Any]]:
+    """Decoded events of these sessions (accepted POSTs only unless ``include_rejected``)."""
+    wanted = set(session_ids)
+    return [
+        e
+        for e in wh.telemetry.events(include_rejected=include_rejected)
+        if e.get("session_id") in wanted
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from tests.export.helpers import (
     FAST_BREAKER,
     FAST_CLIENT,
     open_connection,
+    session_payloads,
     statement_record,
     wait_for,
 )
@@ -63,9 +65,14 @@ class Exporting:
         return records
 
     def posts(self) -> list[dict[str, Any]]:
-        return [p for p in self.wh.telemetry.payloads if p["path"] == "/telemetry-ext"]
+        return [
+            p
+            for p in session_payloads(self.wh, self.handle.session_id)
+            if p["path"] == "/telemetry-ext"
+        ]
 
 
+@contextlib.contextmanager
 def exporting(wh: LocalWarehouse, sink: DatabricksTelemetrySink) -> Iterator[Exporting]:
     conn, handle = open_connection(wh, sink, FORCED)
     assert handle is not None
@@ -77,13 +84,15 @@ def exporting(wh: LocalWarehouse, sink: DatabricksTelemetrySink) -> Iterator[Exp
 
 @pytest.fixture
 def ex(wh: LocalWarehouse, sink: DatabricksTelemetrySink) -> Iterator[Exporting]:
-    yield from exporting(wh, sink)
+    with exporting(wh, sink) as exp:
+        yield exp
 
 
 @pytest.fixture
 def exb(wh: LocalWarehouse, make_sink: SinkFactory) -> Iterator[Exporting]:
     """Like ``ex`` with a breaker that opens after four calls at 50 % and stays open 0.5 s."""
-    yield from exporting(wh, make_sink(replace(FAST, breaker=FAST_BREAKER)))
+    with exporting(wh, make_sink(replace(FAST, breaker=FAST_BREAKER))) as exp:
+        yield exp
 
 
 def test_one_post_per_batch(ex: Exporting) -> None:
@@ -110,7 +119,7 @@ def test_one_post_per_batch(ex: Exporting) -> None:
 def test_large_export_is_split_at_the_batch_size(ex: Exporting) -> None:
     ex.wh.telemetry.hang()  # hold the first POST so that the rest queue up behind it
     ex.export(1)
-    assert wait_for(lambda: len(ex.wh.telemetry.payloads) == 1)
+    assert wait_for(lambda: len(ex.posts()) == 1)
     ex.export(250)
     ex.wh.telemetry.release()
     assert ex.sink.flush(5)
@@ -246,10 +255,10 @@ def test_probe_is_admitted_alone(exb: Exporting) -> None:
 
 def test_queue_is_bounded_dropping_the_oldest(wh: LocalWarehouse, make_sink: SinkFactory) -> None:
     sink = make_sink(replace(FAST, client=replace(FAST_CLIENT, max_queue=10)))
-    for ex in exporting(wh, sink):
+    with exporting(wh, sink) as ex:
         wh.telemetry.hang()
         ex.export(1)
-        assert wait_for(lambda: len(wh.telemetry.payloads) == 1)
+        assert wait_for(lambda: len(ex.posts()) == 1)
         records = ex.export(30)
         assert sink.stats.snapshot().dropped["queue_full"] == 20
         wh.telemetry.release()
@@ -266,10 +275,10 @@ def test_shutdown_deadline_holds_when_the_endpoint_hangs(
 ) -> None:
     # Production timings: 10 s batch deadline, 5 s attempts.
     sink = make_sink(SinkConfig())
-    for ex in exporting(wh, sink):
+    with exporting(wh, sink) as ex:
         wh.telemetry.hang()
         ex.export(3)
-        assert wait_for(lambda: len(wh.telemetry.payloads) == 1)
+        assert wait_for(lambda: len(ex.posts()) == 1)
         ex.export(4)  # queued behind the hung POST
         start = time.monotonic()
         sink.shutdown(1.0)
@@ -291,7 +300,7 @@ conn = databricks.sql.connect(**kwargs)
 sink = DatabricksTelemetrySink(environ={})
 handle = sink.register_connection(conn, {**kwargs, "force_enable_telemetry": True})
 sink.export([statement_record(handle.session_id, "127.0.0.1", int(sys.argv[3]))])
-print(time.monotonic(), flush=True)
+print(time.monotonic(), handle.session_id, flush=True)
 """
 
 
@@ -307,11 +316,12 @@ def test_interpreter_exit_flushes_within_five_seconds(wh: LocalWarehouse) -> Non
     assert child.stdout is not None
     line = child.stdout.readline()
     assert line, "child printed nothing"
-    exiting_at = float(line)
+    stamp, session_id = line.split()
+    exiting_at = float(stamp)
     child.wait(15)
     took = time.monotonic() - exiting_at
     assert child.returncode == 0
-    assert wait_for(lambda: len(wh.telemetry.payloads) == 1, timeout_s=1)
+    assert wait_for(lambda: len(session_payloads(wh, session_id)) == 1, timeout_s=1)
     # It waited for the hung POST (so it did try to flush), then gave up inside the budget.
     assert 4.0 < took < 5.5, took
     wh.telemetry.release()
@@ -320,7 +330,7 @@ def test_interpreter_exit_flushes_within_five_seconds(wh: LocalWarehouse) -> Non
 def test_shutdown_is_idempotent_and_safe_concurrently(ex: Exporting) -> None:
     ex.wh.telemetry.hang()
     ex.export(1)
-    assert wait_for(lambda: len(ex.wh.telemetry.payloads) == 1)
+    assert wait_for(lambda: len(ex.posts()) == 1)
     times: list[float] = []
 
     def stop() -> None:

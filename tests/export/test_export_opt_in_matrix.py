@@ -14,7 +14,13 @@ from opentelemetry_instrumentation_dbsql.export.sink import DatabricksTelemetryS
 from opentelemetry_instrumentation_dbsql.options import resolve_options
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 from tests.export.conftest import SinkFactory
-from tests.export.helpers import FAST, open_connection, statement_record, wait_for
+from tests.export.helpers import (
+    FAST,
+    open_connection,
+    session_events,
+    statement_record,
+    wait_for,
+)
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,7 @@ def check(
     """Open one connection per case, export one record each, check what arrived."""
     expected_sent: dict[str, str] = {}
     expected_dropped: list[tuple[str, DatabricksTelemetrySink]] = []
+    handles: list[str] = []
     for case in CASES:
         sink = make_sink(config, environ=case.env)
         conn, handle = open_connection(wh, sink, case.options, **case.connect)
@@ -161,7 +168,7 @@ def check(
     asking = sum(case.decision is Decision.FLAG_DECIDES for case in CASES)
     assert len(wh.feature_flags.requests) == asking
     # The driver's own telemetry stayed off: every payload is ours.
-    for event in wh.telemetry.events(include_rejected=True):
+    for event in session_events(wh, *handles, include_rejected=True):
         assert event["system_configuration"]["client_app_name"].startswith(
             "opentelemetry-instrumentation-dbsql/"
         )

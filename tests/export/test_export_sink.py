@@ -34,6 +34,8 @@ from tests.export.helpers import (
     FAST_CLIENT,
     connection_record,
     open_connection,
+    session_events,
+    session_payloads,
     statement_record,
     wait_for,
 )
@@ -94,7 +96,7 @@ def test_tls_settings_follow_the_connection(
         sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
         assert sink.flush(5)
         assert sink.stats.snapshot().exported == 1
-        assert len(wh.telemetry.events()) == 1
+        assert len(session_events(wh, handle.session_id)) == 1
         params = handle.context.params.to_dict()
         assert params["allow_self_signed_support"] is (verify == "no_verify")
     finally:
@@ -115,7 +117,7 @@ def test_tls_without_trust_fails_and_is_counted(
         client.transport.tls = replace(client.transport.tls, ca_file=None)
         sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
         assert sink.flush(5)
-        assert wh.telemetry.payloads == []
+        assert session_payloads(wh, handle.session_id) == []
         assert sink.stats.snapshot().dropped["retries_exhausted"] == 1
     finally:
         conn.close()
@@ -135,7 +137,7 @@ def test_register_does_not_wait_for_the_flag(
     assert time.monotonic() - start < 0.1
     assert handle.decision.decision is Decision.FLAG_DECIDES
     assert sink.stats.snapshot().flag_pending == 1  # held until the answer
-    assert wait_for(lambda: len(wh.telemetry.events()) == 1, timeout_s=4)
+    assert wait_for(lambda: len(session_events(wh, handle.session_id)) == 1, timeout_s=4)
     assert sink.stats.snapshot().flag_pending == 0
 
 
@@ -153,7 +155,7 @@ def test_pending_records_are_bounded(
     # The answer is "off": the held records are discarded and counted.
     assert wait_for(lambda: sink.stats.snapshot().dropped["disabled"] == 5)
     assert not handle.may_export
-    assert wh.telemetry.payloads == []
+    assert session_payloads(wh, handle.session_id) == []
 
 
 def test_many_threads_and_connections_share_one_client(
@@ -218,7 +220,7 @@ def test_many_threads_and_connections_share_one_client(
     assert wait_for(lambda: client.state is ClientState.CLOSED, timeout_s=5)
     assert time.monotonic() - last_release < 5.0
     assert sink.client_for(key) is None
-    ids = {e["session_id"] for e in wh.telemetry.events()}
+    ids = {e["session_id"] for e in session_events(wh, *(h.session_id for _, h in opened))}
     assert ids == {h.session_id for _, h in opened}
     assert sink.stats.snapshot().exported == total
 
@@ -241,10 +243,9 @@ def test_records_arriving_after_close_are_still_sent(
             )
         ]
     )
-    assert wait_for(lambda: len(wh.telemetry.events()) == 1)
-    assert wh.telemetry.events()[0]["sql_operation"]["operation_detail"]["operation_type"] == (
-        "DELETE_SESSION"
-    )
+    assert wait_for(lambda: len(session_events(wh, handle.session_id)) == 1)
+    (event,) = session_events(wh, handle.session_id)
+    assert event["sql_operation"]["operation_detail"]["operation_type"] == ("DELETE_SESSION")
     # Much later, with the client gone, such records are counted as unroutable.
     client = sink.client_for(handle.host_key)
     assert client is not None
@@ -310,16 +311,21 @@ def test_native_telemetry_off_sends_nothing_and_does_not_block(
     sink.unregister_connection(handle)
     sink.flush(3)
     time.sleep(0.3)  # room for a native flush on close, if there were one
-    events = fresh_wh.telemetry.events(include_rejected=True)
+    events = session_events(fresh_wh, handle.session_id, include_rejected=True)
     assert events and all(is_ours(e) for e in events)
     assert fresh_wh.feature_flags.requests == []  # neither the driver nor the forced exporter asked
 
 
 def test_driver_default_kwargs_would_send_native_telemetry(fresh_wh: LocalWarehouse) -> None:
     """Control: without the override, the driver itself posts to the same endpoint."""
-    conn = databricks.sql.connect(**fresh_wh.connect_kwargs(_retry_stop_after_attempts_count=1))
+    conn: Any = databricks.sql.connect(
+        **fresh_wh.connect_kwargs(_retry_stop_after_attempts_count=1)
+    )
+    session = str(conn.get_session_id_hex())
     conn.close()
-    assert wait_for(lambda: any(not is_ours(e) for e in fresh_wh.telemetry.events()), timeout_s=5)
+    assert wait_for(
+        lambda: any(not is_ours(e) for e in session_events(fresh_wh, session)), timeout_s=5
+    )
 
 
 def test_keep_native_telemetry_leaves_the_driver_alone(
@@ -333,8 +339,11 @@ def test_keep_native_telemetry_leaves_the_driver_alone(
     sink.export([connection_record(handle.session_id, "127.0.0.1", fresh_wh.port)])
     conn.close()
     sink.unregister_connection(handle)
-    assert wait_for(lambda: any(not is_ours(e) for e in fresh_wh.telemetry.events()), timeout_s=5)
-    assert wait_for(lambda: any(is_ours(e) for e in fresh_wh.telemetry.events()), timeout_s=5)
+    session = handle.session_id
+    assert wait_for(
+        lambda: any(not is_ours(e) for e in session_events(fresh_wh, session)), timeout_s=5
+    )
+    assert wait_for(lambda: any(is_ours(e) for e in session_events(fresh_wh, session)), timeout_s=5)
 
 
 def test_keep_native_telemetry_from_env_and_options_object() -> None:
@@ -348,23 +357,24 @@ def test_keep_native_telemetry_from_env_and_options_object() -> None:
     }
 
 
-def test_privacy_canary_end_to_end(
-    fresh_wh: LocalWarehouse, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_privacy_canary_end_to_end(fresh_wh: LocalWarehouse) -> None:
     """Through the instrumentor: no SQL text, literal, token or error message in any payload."""
     secret = "canary-4f1e9b"
     sql_ok = f"SELECT '{secret}-literal' AS value, 42 AS n"
     sql_bad = f"SELECT * FROM {secret}_missing_table"
     instrumentor = DbsqlInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:  # a singleton: start from a clean state
+        instrumentor.uninstrument()
     instrumentor.instrument(
         force_enable_telemetry=True,
         tracer_provider=TracerProvider(),
         meter_provider=MeterProvider(),
     )
     try:
-        conn = databricks.sql.connect(
+        conn: Any = databricks.sql.connect(
             **fresh_wh.connect_kwargs(_retry_stop_after_attempts_count=1, user_agent_entry="app")
         )
+        session = str(conn.get_session_id_hex())
         cursor = conn.cursor()
         cursor.execute(sql_ok)
         cursor.fetchall()
@@ -376,20 +386,23 @@ def test_privacy_canary_end_to_end(
         conn.close()
     finally:
         instrumentor.uninstrument()
-    assert wait_for(lambda: len(fresh_wh.telemetry.events()) >= 5, timeout_s=5)
-    foreign = [
-        (e.get("session_id"), e["system_configuration"].get("client_app_name"), e.get("error_info"))
-        for e in fresh_wh.telemetry.events(include_rejected=True)
+    assert wait_for(lambda: len(session_events(fresh_wh, session)) >= 5, timeout_s=5)
+    native = [
+        e["system_configuration"].get("client_app_name")
+        for e in session_events(fresh_wh, session, include_rejected=True)
         if not is_ours(e)
     ]
-    assert not foreign, foreign
+    assert not native, native
     bodies = json.dumps(
-        [{k: v for k, v in p.items() if k != "headers"} for p in fresh_wh.telemetry.payloads]
+        [
+            {k: v for k, v in p.items() if k != "headers"}
+            for p in session_payloads(fresh_wh, session)
+        ]
     )
     for needle in (secret, fresh_wh.access_token, "SELECT", "missing_table", "Bearer", "http://"):
         at = bodies.find(needle)
         assert at < 0, (needle, bodies[max(0, at - 300) : at + 80])
-    events = fresh_wh.telemetry.events()
+    events = session_events(fresh_wh, session)
     assert all(is_ours(e) for e in events)
     ops = [e["sql_operation"]["operation_detail"]["operation_type"] for e in events]
     assert ops[0] == "CREATE_SESSION" and ops[-1] == "DELETE_SESSION"
@@ -480,7 +493,8 @@ def test_forked_child_exports_with_fresh_state(
     os.close(read_fd)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert {e["session_id"] for e in wh.telemetry.events()} == {handle.session_id, child_session}
+    sessions = {handle.session_id, child_session}
+    assert {e["session_id"] for e in session_events(wh, *sessions)} == sessions
     # The parent goes on as before.
     sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
     assert sink.flush(5)
