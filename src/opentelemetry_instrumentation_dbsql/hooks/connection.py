@@ -79,14 +79,16 @@ def _make_state(
 
 
 def _endpoint_of_open(connection: Any) -> Endpoint:
-    session = connection.session
+    # Releases before 4.1 keep host and port on the connection itself.
+    session = getattr(connection, "session", connection)
     kwargs: dict[str, Any] = {
         "catalog": getattr(session, "catalog", None),
         "schema": getattr(session, "schema", None),
         "use_sea": getattr(session, "use_sea", False),
         "_port": getattr(session, "port", None),
     }
-    return endpoint_of(str(session.host), str(getattr(session, "http_path", "") or ""), kwargs)
+    http_path = getattr(session, "http_path", None) or getattr(connection, "http_path", "")
+    return endpoint_of(str(session.host), str(http_path or ""), kwargs)
 
 
 def adopt_connection(connection: Any, runtime: Runtime) -> ConnectionState | None:

@@ -18,6 +18,7 @@ from opentelemetry_instrumentation_dbsql.hooks.lifecycle import (
     finish_statement_ok,
     query_tags_with_context,
     should_record,
+    statement_id_of,
 )
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
@@ -291,8 +292,8 @@ class CursorHooks:
             attributes = dict(state.base_attributes)
             attributes[attr.SPAN_ROLE] = attr.ROLE_CANCEL
             attributes[attr.DB_OPERATION_NAME] = "cancel"
-            statement_id = getattr(instance, "query_id", None)
-            if isinstance(statement_id, str):
+            statement_id = statement_id_of(instance)
+            if statement_id is not None:
                 attributes[attr.STATEMENT_ID] = statement_id
             parent = target.statement_recorder.context() if target is not None else None
             recorder = SpanRecorder(
@@ -362,11 +363,7 @@ def _batch_event(batch: StatementTracker, instance: Any, started: int, *, failed
 
 
 def _safe_query_id(instance: Any) -> str | None:
-    try:
-        value = instance.query_id
-    except Exception:
-        return None
-    return value if isinstance(value, str) else None
+    return statement_id_of(instance)
 
 
 def _set_running(instance: Any, tracker: StatementTracker | None) -> None:

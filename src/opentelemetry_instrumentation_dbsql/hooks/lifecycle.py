@@ -7,6 +7,7 @@ change what the driver returns or raises.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -169,12 +170,22 @@ def _name_of(operation_name: str | None, state: ConnectionState) -> str:
     return target or attr.DB_SYSTEM_VALUE
 
 
-def _statement_id_of(cursor: object) -> str | None:
+def statement_id_of(cursor: object) -> str | None:
+    """The statement id (``cursor.query_id``), also on releases without that property."""
     try:
-        value = cursor.query_id  # type: ignore[attr-defined]
+        value = getattr(cursor, "query_id", None)
     except Exception:
-        return None
-    return value if isinstance(value, str) else None
+        value = None
+    if isinstance(value, str):
+        return value
+    try:
+        handle = getattr(cursor, "active_op_handle", None)
+        guid = getattr(getattr(handle, "operationId", None), "guid", None)
+        if isinstance(guid, bytes) and len(guid) == 16:
+            return str(uuid.UUID(bytes=guid))
+    except Exception as exc:
+        log_failure_once("statement-id", exc)
+    return None
 
 
 def describe_result(tracker: StatementTracker, result_set: object) -> None:
@@ -224,7 +235,7 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
     try:
         end_ns = time.time_ns()
         recorder = tracker.statement_recorder
-        statement_id = _statement_id_of(cursor)
+        statement_id = statement_id_of(cursor)
         tracker.statement_id = statement_id
         recorder.set(attr.STATEMENT_ID, statement_id)
         recorder.set(attr.SESSION_ID, tracker.connection.session_id)
@@ -265,7 +276,7 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
     try:
         end_ns = time.time_ns()
         recorder = tracker.statement_recorder
-        statement_id = _statement_id_of(cursor)
+        statement_id = statement_id_of(cursor)
         tracker.statement_id = statement_id
         recorder.set(attr.STATEMENT_ID, statement_id)
         recorder.set(attr.SESSION_ID, tracker.connection.session_id)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import wrapt
-from opentelemetry.instrumentation.utils import unwrap
 
 from opentelemetry_instrumentation_dbsql.hooks import connection, internals
 from opentelemetry_instrumentation_dbsql.hooks.cursor import CursorHooks
@@ -127,6 +126,7 @@ class InstalledHook:
 
     owner: Any
     name: str
+    original: Any
 
 
 def _find_owner(point: HookPoint) -> Any:
@@ -154,8 +154,9 @@ def install(points: list[HookPoint]) -> list[InstalledHook]:
                 continue
             if isinstance(vars(owner)[point.name], wrapt.FunctionWrapper):
                 continue
+            original = vars(owner)[point.name]
             wrapt.wrap_function_wrapper(owner, point.name, point.wrapper)
-            installed.append(InstalledHook(owner, point.name))
+            installed.append(InstalledHook(owner, point.name, original))
         except Exception as exc:
             if point.public:
                 log_failure_once("install:" + target, exc)
@@ -164,9 +165,9 @@ def install(points: list[HookPoint]) -> list[InstalledHook]:
 
 
 def uninstall(installed: list[InstalledHook]) -> None:
-    """Restore every wrapped attribute exactly."""
+    """Restore every wrapped attribute exactly (the very object that was there before)."""
     for hook in reversed(installed):
         try:
-            unwrap(hook.owner, hook.name)
+            setattr(hook.owner, hook.name, hook.original)
         except Exception as exc:
             log_failure_once("uninstall", exc)

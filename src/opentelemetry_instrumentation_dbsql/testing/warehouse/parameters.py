@@ -17,9 +17,9 @@ def _convert(type_name: str | None, text: str | None, arguments: Sequence[Any] |
     kind = (type_name or "STRING").upper().strip()
     base = kind.split("(", 1)[0].strip()
     if base == "ARRAY":
-        return [_convert(a.type, a.value, a.arguments) for a in arguments or []]
+        return [_convert(a.type, a.value, getattr(a, "arguments", None)) for a in arguments or []]
     if base == "MAP":
-        items = [_convert(a.type, a.value, a.arguments) for a in arguments or []]
+        items = [_convert(a.type, a.value, getattr(a, "arguments", None)) for a in arguments or []]
         return dict(zip(items[0::2], items[1::2], strict=False))
     if text is None or base in {"VOID", "NULL"}:
         return None
@@ -47,7 +47,7 @@ def parameter_value(parameter: ttypes.TSparkParameter) -> Any:
             return bool(value.booleanValue)
         if value.doubleValue is not None:
             return float(value.doubleValue)
-    return _convert(parameter.type, text, parameter.arguments)
+    return _convert(parameter.type, text, getattr(parameter, "arguments", None))
 
 
 def bind_parameters(

@@ -15,6 +15,10 @@ import pyarrow as pa
 
 from opentelemetry_instrumentation_dbsql.testing.warehouse._thrift import ttypes
 
+# The struct class of TTypeEntry.primitiveEntry: older connector releases generated it under
+# another name (TTAllowedParameterValueEntry), so take it from the Thrift spec itself.
+_PRIMITIVE_ENTRY: Any = ttypes.TTypeEntry.thrift_spec[1][3][0]
+
 
 @dataclass(frozen=True)
 class ColumnType:
@@ -252,7 +256,7 @@ def table_schema(schema: Any) -> ttypes.TTableSchema:
                 }
             )
         entry = ttypes.TTypeEntry(
-            primitiveEntry=ttypes.TPrimitiveTypeEntry(type=ct.type_id, typeQualifiers=qualifiers)
+            primitiveEntry=_PRIMITIVE_ENTRY(type=ct.type_id, typeQualifiers=qualifiers)
         )
         columns.append(
             ttypes.TColumnDesc(
