@@ -1,7 +1,7 @@
 """connect() latency when the feature-flag endpoint takes 2 s to answer.
 
-Three variants against the local warehouse, each timed from ``databricks.sql.connect`` until
-the application gets its connection back:
+Three variants against the local warehouse, run interleaved, each timed from
+``databricks.sql.connect`` until the application gets its connection back:
 
 * bare driver, native telemetry off (``enable_telemetry=False``);
 * driver with its native telemetry on (the default): it waits for the flag on connect;
@@ -81,11 +81,16 @@ def main() -> None:
             register_times.append(end - registered)
             return end - start, conn
 
-        results = {
-            "bare driver (native telemetry off)": sample(args.runs, bare),
-            "driver, native telemetry on": sample(args.runs, native),
-            "driver + register_connection (flag decides)": sample(args.runs, exporter),
+        # Interleaved, so that a change in machine load affects every variant alike.
+        variants = {
+            "bare driver (native telemetry off)": bare,
+            "driver, native telemetry on": native,
+            "driver + register_connection (flag decides)": exporter,
         }
+        results: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.runs):
+            for name, once in variants.items():
+                results[name].extend(sample(1, once))
         flag_requests = len(wh.feature_flags.requests)
         # Steady state: more connections to a host whose client and flag entry exist.
         known_host: list[float] = []
