@@ -62,6 +62,9 @@ class Runtime:
         self.instruments = Instruments(meter)
         self.processor = processor
         self.exporter = exporter
+        # A sink of the user's own takes every record; the Databricks exporter decides per
+        # connection (opt-in rules, server flag).
+        self._user_sink = processor is not None and exporter is None
         self._lock = threading.Lock()
         self._attached_to: object | None = None
         self._tracing_live = False
@@ -86,7 +89,7 @@ class Runtime:
 
     def wants(self, export_active: bool) -> bool:
         """Whether a statement needs recording at all."""
-        return export_active or self.otel_live()
+        return export_active or self._user_sink or self.otel_live()
 
     def _attach_processor(self, provider: object) -> None:
         processor = self.processor
