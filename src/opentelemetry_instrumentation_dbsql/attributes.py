@@ -25,6 +25,8 @@ Span roles (attribute ``databricks.span.role``):
     the download was scheduled.
 ``CANCEL``
     ``Cursor.cancel()``.
+``TRANSACTION``
+    ``Connection.commit()`` / ``rollback()``: spans and metrics only, no statement record.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ ROLE_STATEMENT: Final = "STATEMENT"
 ROLE_RESULT: Final = "RESULT"
 ROLE_CHUNK_DOWNLOAD: Final = "CHUNK_DOWNLOAD"
 ROLE_CANCEL: Final = "CANCEL"
+ROLE_TRANSACTION: Final = "TRANSACTION"  # commit / rollback: spans only, no record
 
 # --- result close reasons --------------------------------------------------------------------
 CLOSE_RESULT_CLOSED: Final = "closed"  # cursor closed, re-executed or result closed

@@ -47,8 +47,10 @@ class InstrumentationOptions:
     enable_telemetry: bool | None = None
     force_enable_telemetry: bool = False
     keep_native_telemetry: bool = False
-    aggregation_batch_size: int | None = None
-    aggregation_flush_interval: float | None = None
+    aggregation_batch_size: int = 100
+    aggregation_flush_interval: float = 5.0
+    aggregation_max_statements: int = 10_000
+    aggregation_idle_timeout: float = 1800.0
 
 
 OPTION_SPECS: Final[tuple[OptionSpec, ...]] = (
@@ -114,15 +116,29 @@ OPTION_SPECS: Final[tuple[OptionSpec, ...]] = (
         "aggregation_batch_size",
         "OTEL_PYTHON_DBSQL_AGGREGATION_BATCH_SIZE",
         100,
-        "integer 1 .. 10000",
-        "Statement records per Databricks telemetry batch.",
+        "integer 1 .. 100000",
+        "Statement records per batch handed to the record sink (the Databricks exporter).",
     ),
     OptionSpec(
         "aggregation_flush_interval",
         "OTEL_PYTHON_DBSQL_AGGREGATION_FLUSH_INTERVAL",
         5.0,
-        "seconds 0.01 .. 3600",
-        "Longest time a statement record waits before its batch is sent.",
+        "seconds 0.001 .. 86400",
+        "Longest time a statement record waits before its batch is handed over.",
+    ),
+    OptionSpec(
+        "aggregation_max_statements",
+        "OTEL_PYTHON_DBSQL_AGGREGATION_MAX_STATEMENTS",
+        10_000,
+        "integer 1 .. 10000000",
+        "Statements held open at once; beyond it the oldest is emitted as incomplete.",
+    ),
+    OptionSpec(
+        "aggregation_idle_timeout",
+        "OTEL_PYTHON_DBSQL_AGGREGATION_IDLE_TIMEOUT",
+        1800.0,
+        "seconds 0.001 .. 604800",
+        "A statement with no activity for this long is emitted as incomplete.",
     ),
 )
 
@@ -207,8 +223,10 @@ _PARSERS: Final[Mapping[str, Callable[[object], Any]]] = {
     "enable_telemetry": _parse_tristate,
     "force_enable_telemetry": _parse_bool,
     "keep_native_telemetry": _parse_bool,
-    "aggregation_batch_size": _int_in(1, 10_000),
-    "aggregation_flush_interval": _float_in(0.01, 3600.0),
+    "aggregation_batch_size": _int_in(1, 100_000),
+    "aggregation_flush_interval": _float_in(0.001, 86_400.0),
+    "aggregation_max_statements": _int_in(1, 10_000_000),
+    "aggregation_idle_timeout": _float_in(0.001, 604_800.0),
 }
 
 # Keywords BaseInstrumentor and opentelemetry-instrument pass that are not options.

@@ -27,10 +27,13 @@ def build_pipeline(options: InstrumentationOptions, record_sink: Any) -> tuple[A
 
         exporter = DatabricksTelemetrySink()
         sink = exporter
-    processor_kwargs: dict[str, Any] = {}
-    if options.aggregation_batch_size is not None:
-        processor_kwargs["max_batch_size"] = options.aggregation_batch_size
-    if options.aggregation_flush_interval is not None:
-        processor_kwargs["flush_interval_s"] = options.aggregation_flush_interval
-    processor = StatementAggregationProcessor(sink, **processor_kwargs)
+    # The options already resolved the environment (one warning per bad variable), so every
+    # value is passed explicitly and the processor does not read the environment again.
+    processor = StatementAggregationProcessor(
+        sink,
+        max_batch_size=options.aggregation_batch_size,
+        flush_interval_s=options.aggregation_flush_interval,
+        max_live_statements=options.aggregation_max_statements,
+        statement_idle_timeout_s=options.aggregation_idle_timeout,
+    )
     return processor, exporter

@@ -268,6 +268,7 @@ def transaction(operation: str) -> Callable[..., Any]:
         assert state is not None
         try:
             attributes = dict(state.base_attributes)
+            attributes[attr.SPAN_ROLE] = attr.ROLE_TRANSACTION
             attributes[attr.DB_OPERATION_NAME] = operation
             target = state.endpoint.namespace or state.endpoint.address
             recorder = SpanRecorder(state.runtime, f"{operation} {target}", attributes)

@@ -1,0 +1,164 @@
+"""README.rst's reference tables agree with the code and with what is really emitted."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import databricks.sql
+import pytest
+from databricks.sql.exc import ServerOperationError
+
+from opentelemetry_instrumentation_dbsql import statement_tags
+from opentelemetry_instrumentation_dbsql.options import OPTION_SPECS
+from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+from tests.conftest import Telemetry, make_telemetry
+
+README = Path(__file__).resolve().parent.parent / "README.rst"
+
+
+def _section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f".. table-start: {title}")
+    end = text.index(f".. table-end: {title}", start)
+    return text[start:end]
+
+
+def _rows(section: str) -> list[list[str]]:
+    """The rows of an RST list-table: each ``* -`` starts a row, each ``-`` a cell."""
+    rows: list[list[str]] = []
+    for line in section.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("* - "):
+            rows.append([stripped[4:]])
+        elif stripped.startswith("- ") and rows:
+            rows[-1].append(stripped[2:])
+        elif stripped and rows and line.startswith("       "):
+            rows[-1][-1] += " " + stripped
+    return rows[1:]  # header row
+
+
+def _literals(cell: str) -> list[str]:
+    return re.findall(r"``([^`]+)``", cell)
+
+
+def test_options_table_matches_the_code() -> None:
+    rows = _rows(_section("options"))
+    documented = {_literals(r[0])[0]: r for r in rows}
+    assert list(documented) == [spec.keyword for spec in OPTION_SPECS]
+    for spec in OPTION_SPECS:
+        row = documented[spec.keyword]
+        assert _literals(row[1]) == [spec.env_var]
+        default = "unset" if spec.default is None else spec.default
+        if isinstance(default, bool):
+            default = str(default).lower()
+        assert _literals(row[2]) == [str(default)], spec.keyword
+        assert row[3] == spec.accepted, spec.keyword
+
+
+def _workload(warehouse: LocalWarehouse) -> None:
+    """Every operation kind, so every attribute shows up at least once."""
+    warehouse.execute_sql("CREATE TABLE t AS SELECT i AS id FROM range(100) r(i)")
+    fetched = "SELECT i FROM range(30000) r(i)"
+    warehouse.script(fetched, result_format="cloudfetch", lz4=True, cloudfetch_files=2)
+    slow = "SELECT 2 AS slow"
+    warehouse.script(slow, completion_delay=5.0)
+    polled = "SELECT 3 AS polled"
+    warehouse.script(polled, running_polls=1)
+    kwargs = warehouse.connect_kwargs(catalog="main", schema="default")
+    with databricks.sql.connect(**kwargs) as conn, conn.cursor() as cursor:
+        with statement_tags(team="data-eng"):
+            cursor.execute("SELECT id FROM t WHERE id < :n", {"n": 5})
+        cursor.fetchall()
+        cursor.execute(fetched)
+        cursor.fetchall_arrow()
+        cursor.execute(polled)
+        cursor.fetchall()
+        cursor.execute("UPDATE t SET id = id WHERE id < 3")
+        cursor.executemany("INSERT INTO t VALUES (:id)", [{"id": 1}, {"id": 2}])
+        with pytest.raises(ServerOperationError):
+            cursor.execute("SELECT * FROM missing")
+        cursor.ASYNC_DEFAULT_POLLING_INTERVAL = 0.05
+        cursor.execute_async(polled)
+        cursor.get_async_execution_result()
+        cursor.fetchall()
+        cursor.tables()
+        cursor.fetchall()
+        conn.commit()
+        timer = threading.Timer(0.2, cursor.cancel)
+        timer.start()
+        cursor.execute(slow)
+        timer.join()
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def emitted() -> tuple[dict[str, set[str]], dict[str, tuple[str, set[str]]]]:
+    telemetry: Telemetry = make_telemetry(capture_parameters=True)
+    try:
+        with LocalWarehouse() as warehouse:
+            _workload(warehouse)
+    finally:
+        telemetry.instrumentor.uninstrument()
+    spans: dict[str, set[str]] = {}
+    for span in telemetry.spans():
+        role = str((span.attributes or {}).get("databricks.span.role", "none"))
+        spans.setdefault(role, set()).update(span.attributes or {})
+    metrics: dict[str, tuple[str, set[str]]] = {}
+    data = telemetry.metric_reader.get_metrics_data()
+    assert data is not None
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                keys: set[str] = set()
+                for point in metric.data.data_points:
+                    keys.update(point.attributes or {})
+                metrics[metric.name] = (metric.unit or "", keys)
+    return spans, metrics
+
+
+def _matches(name: str, documented: set[str]) -> bool:
+    for pattern in documented:
+        if pattern.endswith("<key>") and name.startswith(pattern[: -len("<key>")]):
+            return True
+    return name in documented
+
+
+def test_span_table_matches_what_is_emitted(
+    emitted: tuple[dict[str, set[str]], dict[str, tuple[str, set[str]]]],
+) -> None:
+    spans, _ = emitted
+    rows = _rows(_section("spans"))
+    documented = {_literals(r[0])[0]: set(_literals(r[2])) for r in rows}
+    assert set(documented) == set(spans)
+    for role, names in spans.items():
+        undocumented = {n for n in names if not _matches(n, documented[role])}
+        assert not undocumented, f"{role}: emitted but not in README.rst: {sorted(undocumented)}"
+        unseen = {d for d in documented[role] if not any(_matches(n, {d}) for n in names)}
+        assert not unseen, f"{role}: in README.rst but never emitted: {sorted(unseen)}"
+
+
+def test_metric_table_matches_what_is_emitted(
+    emitted: tuple[dict[str, set[str]], dict[str, tuple[str, set[str]]]],
+) -> None:
+    _, metrics = emitted
+    rows = _rows(_section("metrics"))
+    documented = {_literals(r[0])[0]: (_literals(r[2])[0], set(_literals(r[3]))) for r in rows}
+    # Retries need a failing endpoint (each costs the driver's 5 s minimum back-off): the
+    # workload provokes none, so that one metric is only checked for being documented.
+    assert set(metrics) <= set(documented)
+    assert set(documented) - set(metrics) <= {"databricks.client.retries"}
+    for name, (unit, keys) in metrics.items():
+        documented_unit, documented_keys = documented[name]
+        assert documented_unit == unit, name
+        assert keys == documented_keys, name
+
+
+def test_readme_names_the_two_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert "make demo" in text
+    assert "make test" in text
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in ci
