@@ -1,11 +1,15 @@
 """Demo: a local Databricks SQL warehouse and a representative workload through the real driver.
 
 Run with ``make demo`` (or ``.venv/bin/python demo/run.py``). Each workload step is a small
-function in ``WORKLOAD``; every step prints one line: what ran, how many rows, how long.
+function in ``WORKLOAD``; every step prints one line: what ran, how many rows, how long. The
+instrumentation is on: after the workload the demo prints a span tree per step, a metrics
+summary and the Databricks telemetry payloads the warehouse received. With
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set, spans and metrics are also exported over OTLP.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -14,8 +18,19 @@ from typing import Any
 
 import databricks.sql
 from databricks.sql import exc
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from telemetry_view import metrics_summary, payload_summary, span_trees
 
 SEED = [
     "CREATE TABLE customers AS SELECT i AS id, 'customer-' || i::VARCHAR AS name, "
@@ -191,19 +206,59 @@ def _line(name: str, outcome: Outcome, ms: float) -> str:
 
 
 def run_workload(ctx: Context, steps: list[Step], out: Callable[[str], None] = print) -> None:
-    """Run ``steps`` in order, printing one line each."""
+    """Run ``steps`` in order, each inside an application span, printing one line each."""
+    tracer = trace.get_tracer("demo")
     for step in steps:
         started = time.perf_counter()
-        try:
-            outcome = step.run(ctx)
-        except Exception as error:
-            outcome = Outcome(None, f"ERROR {type(error).__name__}: {error}")
+        with tracer.start_as_current_span(step.name):
+            try:
+                outcome = step.run(ctx)
+            except Exception as error:
+                outcome = Outcome(None, f"ERROR {type(error).__name__}: {error}")
         out(_line(step.name, outcome, (time.perf_counter() - started) * 1000))
+
+
+@dataclass
+class Telemetry:
+    """The SDK set-up of the demo: in-memory views, plus OTLP when configured."""
+
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    otlp: bool
+
+
+def set_up_telemetry() -> Telemetry:
+    """Providers with in-memory exporters; OTLP exporters too if the standard env vars ask."""
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "dbsql-demo")})
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    readers: list[MetricReader] = [reader]
+    otlp = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    if otlp:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    trace.set_tracer_provider(tracer_provider)
+    return Telemetry(spans, reader, tracer_provider, meter_provider, otlp)
 
 
 def main() -> int:
     """Start a warehouse, seed it, run the workload and summarize what the warehouse saw."""
+    telemetry = set_up_telemetry()
+    instrumentor = DbsqlInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
     with LocalWarehouse() as warehouse:
+        warehouse.feature_flags.configure(enabled=True)  # the workspace opts in to telemetry
         print(f"Local warehouse at {warehouse.base_url}{warehouse.http_path}")
         for sql in SEED:
             warehouse.execute_sql(sql)
@@ -227,9 +282,7 @@ def main() -> int:
                     "close", Outcome(None, "CloseSession"), (time.perf_counter() - started) * 1000
                 )
             )
-        deadline = time.monotonic() + 3
-        while not warehouse.telemetry.payloads and time.monotonic() < deadline:
-            time.sleep(0.02)
+        instrumentor.uninstrument()  # flushes the Databricks telemetry (5 s deadline)
         names = warehouse.rpc_names()
         print()
         print(
@@ -238,11 +291,30 @@ def main() -> int:
         )
         downloads = sum(r.path.startswith("/cloudfetch/") for r in warehouse.http_requests)
         print(f"{len(warehouse.http_requests)} HTTP requests, {downloads} CloudFetch downloads")
+        roots = [step.name for step in WORKLOAD]
+        _section("Spans, one tree per workload step")
+        for line in span_trees(telemetry.spans.get_finished_spans(), roots):
+            print(line)
+        _section("Metrics")
+        for line in metrics_summary(telemetry.metrics.get_metrics_data()):
+            print(line)
+        _section("Databricks telemetry received by the warehouse")
         events = warehouse.telemetry.events()
+        for line in payload_summary(events, len(warehouse.telemetry.payloads)):
+            print(line)
+    telemetry.tracer_provider.shutdown()
+    telemetry.meter_provider.shutdown()
+    if telemetry.otlp:
         print(
-            f"driver telemetry: {len(warehouse.telemetry.payloads)} POST(s), {len(events)} event(s)"
+            "\nSpans and metrics were also exported to " + os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
         )
     return 0
+
+
+def _section(title: str) -> None:
+    print()
+    print(title)
+    print("-" * len(title))
 
 
 if __name__ == "__main__":
