@@ -77,7 +77,7 @@ def test_acquire_never_waits_for_the_server(wh: LocalWarehouse) -> None:
     start = time.monotonic()
     lease = cache.acquire(host(wh), requester(wh))
     value = lease.entry.value()
-    assert time.monotonic() - start < 0.05
+    assert time.monotonic() - start < 0.3  # the answer takes 1 s
     assert value is None
     assert lease.entry.wait(3) is True
 

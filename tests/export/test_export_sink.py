@@ -127,7 +127,7 @@ def test_register_does_not_wait_for_the_flag(
     wh: LocalWarehouse, make_sink: SinkFactory, closing: list[Any]
 ) -> None:
     sink = make_sink(replace(FAST, flag_fetch_timeout_s=3.0))
-    wh.feature_flags.configure(enabled=True, delay=2.0)
+    wh.feature_flags.configure(enabled=True, delay=1.0)
     kwargs = wh.connect_kwargs()
     conn = databricks.sql.connect(**{**kwargs, **native_telemetry_kwargs(kwargs)})
     closing.append(conn)

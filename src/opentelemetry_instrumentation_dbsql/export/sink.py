@@ -493,12 +493,13 @@ class DatabricksTelemetrySink:
                 self._clients[key] = client
                 client.start()
             handle.client = client
+            if decision.decision is Decision.FLAG_DECIDES:
+                # Before the handle is published: its records must find the flag entry.
+                requester = FlagRequester(client.transport, headers, driver_version)
+                handle.flag_lease = self.flags.acquire(key, requester)
+                handle.flag = handle.flag_lease.entry
             self._sessions[session_id] = handle
             self._latest_by_host[key] = handle
-        if decision.decision is Decision.FLAG_DECIDES:
-            requester = FlagRequester(client.transport, headers, driver_version)
-            handle.flag_lease = self.flags.acquire(key, requester)
-            handle.flag = handle.flag_lease.entry
         return handle
 
     def _new_client(
