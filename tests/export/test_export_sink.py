@@ -81,6 +81,7 @@ def test_register_extracts_the_connection(
     assert client.transport.endpoint.base_url == wh.base_url
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 @pytest.mark.parametrize("verify", ["ca_file", "no_verify"])
 def test_tls_settings_follow_the_connection(
     verify: str, tls_wh: LocalWarehouse, make_sink: SinkFactory
@@ -134,7 +135,7 @@ def test_register_does_not_wait_for_the_flag(
     start = time.monotonic()
     handle = sink.register_connection(conn, kwargs, None)
     sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
-    assert time.monotonic() - start < 0.1
+    assert time.monotonic() - start < 0.5  # the flag answer takes 1 s
     assert handle.decision.decision is Decision.FLAG_DECIDES
     assert sink.stats.snapshot().flag_pending == 1  # held until the answer
     assert wait_for(lambda: len(session_events(wh, handle.session_id)) == 1, timeout_s=4)
