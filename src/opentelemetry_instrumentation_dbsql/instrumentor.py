@@ -62,11 +62,13 @@ class _Hooks:
 _hooks = _Hooks()
 
 
-def _build_pipeline(options: InstrumentationOptions, record_sink: Any) -> tuple[Any, Any]:
-    """The aggregation processor and the Databricks exporter, unless export is off."""
+def _build_pipeline(
+    options: InstrumentationOptions, record_sink: Any, meter_provider: Any
+) -> tuple[Any, Any]:
+    """The aggregation processor and the record sink behind it."""
     from opentelemetry_instrumentation_dbsql.pipeline import build_pipeline
 
-    return build_pipeline(options, record_sink)
+    return build_pipeline(options, record_sink, meter_provider)
 
 
 class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -89,7 +91,9 @@ class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         options = resolve_options(_option_kwargs(kwargs))
-        processor, exporter = _build_pipeline(options, kwargs.get("record_sink"))
+        processor, exporter = _build_pipeline(
+            options, kwargs.get("record_sink"), kwargs.get("meter_provider")
+        )
         runtime = Runtime(
             options,
             tracer_provider=kwargs.get("tracer_provider"),

@@ -12,7 +12,9 @@ def export_explicitly_off(options: InstrumentationOptions) -> bool:
     return options.enable_telemetry is False and not options.force_enable_telemetry
 
 
-def build_pipeline(options: InstrumentationOptions, record_sink: Any) -> tuple[Any, Any]:
+def build_pipeline(
+    options: InstrumentationOptions, record_sink: Any, meter_provider: Any = None
+) -> tuple[Any, Any]:
     """``(processor, exporter)``: the processor feeds ``record_sink`` if one is given, else the
     Databricks exporter. Per-connection ``connect()`` arguments can still turn export on, so
     the exporter exists unless no sink could ever be wanted."""
@@ -23,9 +25,14 @@ def build_pipeline(options: InstrumentationOptions, record_sink: Any) -> tuple[A
     exporter: Any = None
     sink = record_sink
     if sink is None:
-        from opentelemetry_instrumentation_dbsql.export.sink import DatabricksTelemetrySink
+        from opentelemetry import metrics
 
-        exporter = DatabricksTelemetrySink()
+        from opentelemetry_instrumentation_dbsql.attributes import INSTRUMENTATION_SCOPE
+        from opentelemetry_instrumentation_dbsql.export.sink import DatabricksTelemetrySink
+        from opentelemetry_instrumentation_dbsql.version import __version__
+
+        meter = metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider)
+        exporter = DatabricksTelemetrySink(meter=meter)
         sink = exporter
     # The options already resolved the environment (one warning per bad variable), so every
     # value is passed explicitly and the processor does not read the environment again.

@@ -63,6 +63,7 @@ from opentelemetry_instrumentation_dbsql.export.telemetry_client import (
     HostTelemetryClient,
 )
 from opentelemetry_instrumentation_dbsql.export.wire_format import (
+    CLIENT_APP_NAME,
     ConnectionContext,
     DriverConnectionParams,
     HostInfo,
@@ -314,6 +315,23 @@ def _header_source(
     return headers
 
 
+class _LegacySession:
+    """What connector releases before 4.1 keep on the connection instead of a ``session``."""
+
+    def __init__(self, conn: Any) -> None:
+        backend = getattr(conn, "thrift_backend", None)
+        self.host = getattr(conn, "host", None)
+        self.port = getattr(conn, "port", None)
+        self.auth_provider = getattr(backend, "_auth_provider", None)
+        self.ssl_options = getattr(conn, "_ssl_options", None)
+        self.http_path = getattr(conn, "http_path", None)
+
+
+def _session_of(conn: Any) -> Any:
+    session = getattr(conn, "session", None)
+    return session if session is not None else _LegacySession(conn)
+
+
 class ConnectionHandle:
     """One registered connection, returned by ``register_connection``."""
 
@@ -456,12 +474,15 @@ class DatabricksTelemetrySink:
 
         ``connect_kwargs`` are the caller's original kwargs (before ``native_telemetry_kwargs``).
         """
-        session = conn.session
+        session = _session_of(conn)
         kwargs = dict(connect_kwargs)
         endpoint = _endpoint_of(conn, session, kwargs)
         key = host_key(endpoint)
         proxy = _proxy_of(conn)
-        user_agent = str(getattr(session, "useragent_header", "") or "")
+        driver_agent = str(getattr(session, "useragent_header", "") or "")
+        if not driver_agent:
+            driver_agent = f"PyDatabricksSqlConnector/{_driver_version()}"
+        user_agent = f"{driver_agent} {CLIENT_APP_NAME}"
         spog: Mapping[str, str] = {}
         get_spog = getattr(session, "get_spog_headers", None)
         if callable(get_spog):
