@@ -28,6 +28,7 @@ from opentelemetry_instrumentation_dbsql.export.telemetry_client import (
     HostTelemetryClient,
 )
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+from opentelemetry_instrumentation_dbsql.version import __version__
 from tests.export.conftest import SinkFactory
 from tests.export.helpers import (
     FAST,
@@ -64,7 +65,9 @@ def test_register_extracts_the_connection(
     assert handle.decision.decision is Decision.FORCE_ON
     assert handle.may_export
     ctx = handle.context
-    assert ctx.user_agent == conn.session.useragent_header
+    assert ctx.user_agent == (
+        f"{conn.session.useragent_header} opentelemetry-instrumentation-dbsql/{__version__}"
+    )
     assert "my-app" in ctx.user_agent
     assert ctx.driver_version == databricks.sql.__version__
     params = ctx.params.to_dict()
