@@ -29,8 +29,8 @@ demo: $(STAMP)
 	$(PY) demo/run.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks demo
-	$(VENV)/bin/ruff format --check src tests benchmarks demo
+	$(VENV)/bin/ruff check src tests benchmarks demo examples
+	$(VENV)/bin/ruff format --check src tests benchmarks demo examples
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict

@@ -1,0 +1,351 @@
+"""Each script of ``examples/`` run as a user would, in a subprocess, against a local warehouse.
+
+The warehouse holds a small ``samples.nyctaxi.trips`` (the examples' default table); the
+examples read the connection settings from the environment, the local-only connect arguments
+from ``DBSQL_EXTRA_CONNECT_ARGS``. Where an example exports over OTLP, a real OTLP/gRPC
+receiver takes the spans. Each run goes through a small bootstrap that logs the
+instrumentation's own failures (DEBUG) and reports their counts at exit, so a failure inside
+the instrumentation fails the test as it would in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SCOPE = "opentelemetry.instrumentation.dbsql"
+TIMEOUT_S = 60.0
+FAILURES_MARK = "DBSQL_EXAMPLE_FAILURES "
+
+SEED = (
+    "CREATE CATALOG IF NOT EXISTS samples",
+    "CREATE SCHEMA IF NOT EXISTS samples.nyctaxi",
+    "CREATE TABLE samples.nyctaxi.trips AS SELECT "
+    "CAST(i % 37 AS DOUBLE) / 2 AS trip_distance, "
+    "CAST(5 + i % 53 AS DOUBLE) AS fare_amount, "
+    "10001 + i % 7 AS pickup_zip, 10001 + i % 11 AS dropoff_zip "
+    "FROM range(500) t(i)",
+)
+
+# Runs an example as __main__ after arranging for the instrumentation's failure counts to be
+# printed at exit (registered first, so it runs after the SDK's own exit handlers).
+BOOTSTRAP = f"""
+import atexit, json, logging, runpy, sys
+logging.basicConfig(level=logging.WARNING)
+logging.getLogger("opentelemetry_instrumentation_dbsql").setLevel(logging.DEBUG)
+from opentelemetry_instrumentation_dbsql.log_once import failure_counts
+atexit.register(lambda: print({FAILURES_MARK!r} + json.dumps(failure_counts()), file=sys.stderr))
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@dataclass
+class Run:
+    stdout: str
+    stderr: str
+
+    def lines(self, prefix: str) -> list[str]:
+        return [line for line in self.stdout.splitlines() if line.startswith(prefix)]
+
+
+@pytest.fixture
+def trips_warehouse() -> Iterator[LocalWarehouse]:
+    with LocalWarehouse() as warehouse:
+        for sql in SEED:
+            warehouse.execute_sql(sql)
+        yield warehouse
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as otlp:
+        yield otlp
+
+
+def run_example(
+    name: str,
+    warehouse: LocalWarehouse,
+    tmp_path: Path,
+    *,
+    receiver: OtlpReceiver | None = None,
+    prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Run:
+    """Run ``examples/<name>.py``; assert it exits 0 with no internal instrumentation failure."""
+    kwargs = warehouse.connect_kwargs(catalog=None, schema=None)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABRICKS_"))}
+    environ.update(
+        {
+            "DATABRICKS_SERVER_HOSTNAME": kwargs["server_hostname"],
+            "DATABRICKS_HTTP_PATH": kwargs["http_path"],
+            "DATABRICKS_TOKEN": kwargs["access_token"],
+            "DBSQL_EXTRA_CONNECT_ARGS": json.dumps(
+                {"_connection_uri": kwargs["_connection_uri"], "_port": kwargs["_port"]}
+            ),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if receiver is not None:
+        environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+        environ["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
+    environ.update(env or {})
+    command = [*prefix, sys.executable, "-c", BOOTSTRAP, str(EXAMPLES / f"{name}.py")]
+    done = subprocess.run(
+        command,
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    marks = [line for line in done.stderr.splitlines() if line.startswith(FAILURES_MARK)]
+    assert marks, done.stderr
+    assert json.loads(marks[-1][len(FAILURES_MARK) :]) == {}, done.stderr
+    assert "instrumentation failure" not in done.stderr, done.stderr
+    return Run(done.stdout, done.stderr)
+
+
+def _dbsql_spans(receiver: OtlpReceiver, role: str) -> list[ReceivedSpan]:
+    return [
+        s
+        for s in receiver.spans()
+        if s.scope_name == SCOPE and s.attributes.get("databricks.span.role") == role
+    ]
+
+
+def _wait_for_close(receiver: OtlpReceiver) -> None:
+    # The exporters flush at shutdown, before the process exits: everything is there already.
+    assert receiver.wait_for(lambda: _dbsql_spans(receiver, "DELETE_SESSION"), timeout=5)
+
+
+def _sent_query_tags(warehouse: LocalWarehouse) -> list[dict[str, str]]:
+    """The query_tags of every ExecuteStatement the warehouse received, parsed."""
+    found = []
+    for record in warehouse.rpcs:
+        if record.name != "ExecuteStatement":
+            continue
+        raw = dict(record.request.confOverlay or {}).get("query_tags", "")
+        found.append(dict(item.split(":", 1) for item in raw.split(",") if item))
+    return found
+
+
+def _query(warehouse: LocalWarehouse, sql: str) -> list[tuple[Any, ...]]:
+    return warehouse.execute_sql(sql.replace("FROM trips", "FROM samples.nyctaxi.trips"))
+
+
+def _results_by_statement(receiver: OtlpReceiver) -> dict[str | None, ReceivedSpan]:
+    return {r.parent_span_id: r for r in _dbsql_spans(receiver, "RESULT")}
+
+
+# --- otlp_programmatic.py ----------------------------------------------------------------------
+
+
+def test_otlp_programmatic(
+    trips_warehouse: LocalWarehouse, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    run = run_example(
+        "otlp_programmatic",
+        trips_warehouse,
+        tmp_path,
+        receiver=receiver,
+        env={"OTEL_SERVICE_NAME": "examples-otlp"},
+    )
+    expected = _query(
+        trips_warehouse,
+        "SELECT pickup_zip, COUNT(*) FROM trips GROUP BY pickup_zip "
+        "ORDER BY COUNT(*) DESC, pickup_zip LIMIT 5",
+    )
+    printed = [re.findall(r"\d+", line)[:2] for line in run.lines("pickup_zip ")]
+    assert printed == [[str(z), str(n)] for z, n in expected]
+    (long_trips,) = _query(trips_warehouse, "SELECT COUNT(*) FROM trips WHERE trip_distance > 10")
+    assert run.lines("long_trips ") == [f"long_trips {long_trips[0]}"]
+    (trace_line,) = run.lines("trace_id ")
+    trace_id = trace_line.split()[1]
+
+    _wait_for_close(receiver)
+    (app,) = receiver.spans_named("trip-report")
+    assert app.trace_id == trace_id
+    assert app.resource["service.name"] == "examples-otlp"
+    statements = _dbsql_spans(receiver, "STATEMENT")
+    assert [s.name for s in statements] == ["SELECT trips", "SELECT trips"]
+    assert [s.attributes["db.query.text"] for s in statements] == [
+        "SELECT pickup_zip, COUNT(*) AS trips, ROUND(AVG(fare_amount), ?) AS avg_fare "
+        "FROM trips GROUP BY pickup_zip ORDER BY trips DESC, pickup_zip LIMIT ?",
+        "SELECT COUNT(*) AS long_trips FROM trips WHERE trip_distance > :miles",
+    ]
+    results = _results_by_statement(receiver)
+    for statement, rows in zip(statements, (5, 1), strict=True):
+        assert statement.parent_span_id == app.span_id
+        assert statement.resource["service.name"] == "examples-otlp"
+        assert statement.attributes["databricks.statement.id"] in trips_warehouse.served
+        assert results[statement.span_id].attributes["db.response.returned_rows"] == rows
+    for role in ("CREATE_SESSION", "DELETE_SESSION"):
+        (span,) = _dbsql_spans(receiver, role)
+        assert span.parent_span_id == app.span_id
+
+    # Metrics went the same way (exported at shutdown).
+    assert receiver.wait_for(receiver.metrics, timeout=5)
+    metrics = receiver.latest_metrics()
+    assert sum(p.count or 0 for p in metrics["db.client.operation.duration"]) == 2
+    assert sum(p.sum or 0 for p in metrics["db.client.response.returned_rows"]) == 6
+
+
+# --- auto_instrumentation.py -------------------------------------------------------------------
+
+
+def test_auto_instrumentation(
+    trips_warehouse: LocalWarehouse, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    run = run_example(
+        "auto_instrumentation",
+        trips_warehouse,
+        tmp_path,
+        receiver=receiver,
+        prefix=(str(instrument),),
+        env={
+            "OTEL_SERVICE_NAME": "trip-stats",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_LOGS_EXPORTER": "none",
+            # An option of this package, from its environment variable.
+            "OTEL_PYTHON_DBSQL_PROPAGATE_TRACE_CONTEXT": "true",
+        },
+    )
+    expected = _query(
+        trips_warehouse,
+        "SELECT pickup_zip, dropoff_zip, COUNT(*) AS trips FROM trips "
+        "GROUP BY pickup_zip, dropoff_zip ORDER BY trips DESC, pickup_zip, dropoff_zip LIMIT 3",
+    )
+    assert run.lines("route ") == [f"route {p} -> {d}: {n} trips" for p, d, n in expected]
+    ((low, high),) = _query(
+        trips_warehouse,
+        f"SELECT MIN(fare_amount), MAX(fare_amount) FROM trips WHERE pickup_zip = {expected[0][0]}",
+    )
+    assert run.lines("fares ") == [f"fares from {expected[0][0]}: {low} .. {high}"]
+
+    _wait_for_close(receiver)
+    statements = _dbsql_spans(receiver, "STATEMENT")
+    assert [s.name for s in statements] == ["SELECT trips", "SELECT trips"]
+    assert {s.resource["service.name"] for s in statements} == {"trip-stats"}
+    # No application span: each statement is the root of its own trace, and the traceparent
+    # the warehouse received with it names exactly that span.
+    sent = [t["traceparent"].split("-") for t in _sent_query_tags(trips_warehouse)]
+    assert [(v, trace_id, span_id) for v, trace_id, span_id, _ in sent] == [
+        ("00", s.trace_id, s.span_id) for s in statements
+    ]
+    assert all(int(flags, 16) & 1 for *_, flags in sent)  # sampled
+    for statement in statements:
+        assert statement.parent_span_id is None
+
+
+# --- sqlalchemy_app.py -------------------------------------------------------------------------
+
+
+def test_sqlalchemy_app(
+    trips_warehouse: LocalWarehouse, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    run = run_example("sqlalchemy_app", trips_warehouse, tmp_path, receiver=receiver)
+    core = _query(
+        trips_warehouse,
+        "SELECT pickup_zip, COUNT(*) FROM trips GROUP BY pickup_zip "
+        "ORDER BY COUNT(*) DESC, pickup_zip LIMIT 3",
+    )
+    assert run.lines("core ") == [f"core pickup_zip {z}: {n} trips" for z, n in core]
+    orm = _query(
+        trips_warehouse,
+        "SELECT trip_distance, fare_amount FROM trips WHERE trip_distance > 10 "
+        "ORDER BY trip_distance DESC, fare_amount DESC LIMIT 3",
+    )
+    assert run.lines("orm ") == [f"orm trip {d} miles, fare {f}" for d, f in orm]
+
+    _wait_for_close(receiver)
+    (app,) = receiver.spans_named("fare-analysis")
+    statements = _dbsql_spans(receiver, "STATEMENT")
+    executed = [r for r in trips_warehouse.rpcs if r.name == "ExecuteStatement"]
+    assert len(statements) == len(executed) == 2  # the dialect ran nothing of its own here
+    core_span, orm_span = statements
+    assert "GROUP BY trips.pickup_zip" in str(core_span.attributes["db.query.text"])
+    assert "WHERE trips.trip_distance > :" in str(orm_span.attributes["db.query.text"])
+    results = _results_by_statement(receiver)
+    for statement in statements:
+        assert statement.name == "SELECT trips"
+        assert statement.parent_span_id == app.span_id
+        assert results[statement.span_id].attributes["db.response.returned_rows"] == 3
+
+
+# --- pandas_read_sql.py ------------------------------------------------------------------------
+
+
+def test_pandas_read_sql(
+    trips_warehouse: LocalWarehouse, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    run = run_example("pandas_read_sql", trips_warehouse, tmp_path, receiver=receiver)
+    expected = _query(
+        trips_warehouse,
+        "SELECT CAST(FLOOR(trip_distance) AS INT), COUNT(*) FROM trips "
+        "WHERE trip_distance < 5 GROUP BY 1 ORDER BY 1",
+    )
+    assert run.lines("rows ") == [f"rows {len(expected)}"]
+    table = run.stdout.splitlines()
+    assert table[0].split() == ["miles", "trips", "avg_fare"]
+    assert [line.split()[:2] for line in table[1 : 1 + len(expected)]] == [
+        [str(m), str(n)] for m, n in expected
+    ]
+
+    _wait_for_close(receiver)
+    (app,) = receiver.spans_named("fare-table")
+    statements = _dbsql_spans(receiver, "STATEMENT")
+    # pandas.read_sql first asks whether its argument is a table name (a failing DESCRIBE,
+    # see examples/README.md); then the query itself.
+    (query,) = [s for s in statements if s.name == "SELECT trips"]
+    assert str(query.attributes["db.query.text"]).startswith("SELECT CAST(FLOOR(trip_distance)")
+    assert query.parent_span_id == app.span_id
+    result = _results_by_statement(receiver)[query.span_id]
+    assert result.attributes["db.response.returned_rows"] == len(expected)
+    probes = [s for s in statements if s is not query]
+    assert len(probes) == 1
+    assert probes[0].attributes["db.operation.name"] == "DESCRIBE TABLE EXTENDED"
+    assert probes[0].status_code == "ERROR"
+
+
+# --- statement_tags.py -------------------------------------------------------------------------
+
+
+def test_statement_tags(trips_warehouse: LocalWarehouse, tmp_path: Path) -> None:
+    run = run_example("statement_tags", trips_warehouse, tmp_path)
+    assert run.lines("trips ") == ["trips 500"]
+    printed_tags = [
+        json.loads(line.split("tags=", 1)[1]) for line in run.lines("statement 'SELECT trips'")
+    ]
+    nightly = {"team": "data-eng", "job": "nightly"}
+    assert printed_tags == [nightly, nightly, {}]
+    printed_parents = [line.split()[1] for line in run.stdout.splitlines() if "traceparent" in line]
+
+    # What the warehouse received: the tags inside the block (merged with the application's
+    # own query_tags), and on every statement the traceparent of the span that was printed.
+    sent = _sent_query_tags(trips_warehouse)
+    assert sent == [
+        {**nightly, "traceparent": printed_parents[0]},
+        {"priority": "low", **nightly, "traceparent": printed_parents[1]},
+        {"traceparent": printed_parents[2]},
+    ]
+    trace_ids = {parent.split("-")[1] for parent in printed_parents}
+    assert len(trace_ids) == 1  # one application span around all three
+    assert len({parent.split("-")[2] for parent in printed_parents}) == 3
