@@ -674,3 +674,13 @@ def test_fuzz_literals_never_leak() -> None:
         text = sanitize(sql)
         assert "zzsecret" not in text, sql
         assert "98765" not in text, sql
+
+
+def test_backtick_text_that_cannot_be_a_name_is_a_literal() -> None:
+    probe = "DESCRIBE TABLE EXTENDED `main`.`default`.`SELECT * FROM t WHERE c = 'secret'`"
+    info = analyze(probe)
+    for value in (info.text, info.summary, info.target):
+        assert value is None or "secret" not in value
+    long_name = "`" + "x" * 200 + "`"
+    assert analyze(f"SELECT * FROM {long_name}").summary == "SELECT"
+    assert analyze("SELECT * FROM `my table`").summary == "SELECT `my table`"

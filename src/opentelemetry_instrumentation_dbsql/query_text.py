@@ -25,7 +25,9 @@ Sanitization (Databricks SQL lexical rules):
 * comments (``--`` and nested ``/* */``, hints included) are removed, the surrounding
   whitespace is kept, the result is stripped;
 * backtick identifiers and parameter markers (``?``, ``:name``) are kept as written; an
-  unterminated backtick is read as punctuation so it cannot hide a literal;
+  unterminated backtick is read as punctuation so it cannot hide a literal, and a backtick
+  "identifier" that cannot be a name (longer than 128 characters, or holding a quote, a
+  semicolon or a line break) is treated as a literal;
 * in a configuration ``SET key = value`` the whole value is one ``?`` (it is raw text, not an
   expression; ``SET VAR`` assignments are sanitized as expressions).
 
@@ -132,6 +134,17 @@ def _word_end(sql: str, j: int) -> int:
     while j < n and _is_word_char(sql[j]):
         j += 1
     return j
+
+
+_IMPLAUSIBLE_IN_NAME = frozenset("'\";\n\r")
+_MAX_NAME_LENGTH = 128
+
+
+def _implausible_identifier(sql: str, start: int, end: int) -> bool:
+    """Whether the backtick-quoted text ``sql[start:end]`` is no plausible object name."""
+    if end - start > _MAX_NAME_LENGTH:
+        return True
+    return any(ch in _IMPLAUSIBLE_IN_NAME for ch in sql[start:end])
 
 
 def _string_end(sql: str, start: int, quote: str, escapes: bool) -> int:
@@ -325,6 +338,13 @@ def _tokenize(sql: str, build: bool) -> tuple[str, list[_Token]]:
                 j = i + 1
                 kind = _PUNCT
                 text = c
+            elif _implausible_identifier(sql, i + 1, k):
+                # Quoting arbitrary text as a name (pandas probes tables with the whole query
+                # as one) would carry literals into text, summary and span name: a literal.
+                j = k + 1
+                kind = _LIT
+                lit = True
+                text = "?"
             else:
                 j = k + 1
                 kind = _QIDENT

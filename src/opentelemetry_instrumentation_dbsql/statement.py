@@ -54,6 +54,7 @@ class ConnectionState:
     export_handle: Any = None
     closed: bool = False
     enabled: bool = True
+    counted: bool = False  # added to db.client.connection.count; must be taken off at close
     extra: dict[str, Any] = field(default_factory=dict)
 
 

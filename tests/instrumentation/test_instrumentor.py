@@ -207,3 +207,13 @@ def test_privacy_canary(warehouse: Any, telemetry: Telemetry) -> None:
         assert secret not in text
         assert "987654321" not in text
         assert token not in text
+
+
+def test_uninstrument_connection_keeps_the_open_count_right(
+    warehouse: Any, telemetry: Telemetry
+) -> None:
+    conn = databricks.sql.connect(**warehouse.connect_kwargs())
+    DbsqlInstrumentor.uninstrument_connection(conn)
+    conn.close()
+    counts = telemetry.metrics()["db.client.connection.count"]
+    assert sum(p.value for p in counts) == 0

@@ -214,13 +214,6 @@ def test_pandas_read_sql_probes_for_a_table_first(
     assert probe.status.status_code is StatusCode.ERROR
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a backquoted identifier is kept verbatim and unbounded in db.query.summary (the "
-    "span name), db.collection.name and the sanitized db.query.text; pandas' has_table probe "
-    "makes the whole query text, literals included, such an identifier",
-)
 def test_literals_of_a_probed_query_stay_out_of_span_names(
     warehouse: LocalWarehouse, telemetry: Telemetry
 ) -> None:

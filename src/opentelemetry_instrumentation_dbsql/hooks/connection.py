@@ -182,6 +182,7 @@ def _connect_ok(
             (end_ns - recorder.start_ns) / 1e9, state.metric_attributes
         )
         instruments.connection_count.add(1, _count_attributes(state))
+        state.counted = True
     except Exception as exc:
         log_failure_once("connect-finish", exc)
 
@@ -214,6 +215,7 @@ def connection_close(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwa
     """``Connection.close``: the DELETE_SESSION span; open results complete inside it."""
     state = connection_state(instance)
     if state is None or state.closed:
+        _uncount_disabled(instance)
         return wrapped(*args, **kwargs)
     state.closed = True
     recording = should_record(state)
@@ -240,6 +242,18 @@ def connection_close(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwa
     return result
 
 
+def _uncount_disabled(connection: Any) -> None:
+    """A connection whose instrumentation was switched off still leaves the open count."""
+    try:
+        state = connection.__dict__.get(CONNECTION_STATE_ATTR)
+        if isinstance(state, ConnectionState) and state.counted and not state.closed:
+            state.closed = True
+            state.counted = False
+            state.runtime.instruments.connection_count.add(-1, _count_attributes(state))
+    except Exception as exc:
+        log_failure_once("close-uncount", exc)
+
+
 def _close_done(
     state: ConnectionState, recorder: SpanRecorder | None, exc: BaseException | None
 ) -> None:
@@ -248,7 +262,9 @@ def _close_done(
             if exc is not None:
                 recorder.record_error(exc)
             recorder.end()
-        state.runtime.instruments.connection_count.add(-1, _count_attributes(state))
+        if state.counted:
+            state.counted = False
+            state.runtime.instruments.connection_count.add(-1, _count_attributes(state))
         handle = state.export_handle
         exporter = state.runtime.exporter
         if handle is not None and exporter is not None:
