@@ -158,8 +158,11 @@ def download_run(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs:
         attributes = dict(state.base_attributes)
         attributes[attr.SPAN_ROLE] = attr.ROLE_CHUNK_DOWNLOAD
         attributes[attr.DB_OPERATION_NAME] = "download"
-        if tracker.statement_id:
-            attributes[attr.STATEMENT_ID] = tracker.statement_id
+        # Downloads can start before execute() returns, when the tracker has no id yet; the
+        # handler knows its statement on releases that pass it one.
+        statement_id = getattr(instance, "statement_id", None) or tracker.statement_id
+        if isinstance(statement_id, str) and statement_id:
+            attributes[attr.STATEMENT_ID] = statement_id
         chunk_id = getattr(instance, "chunk_id", None)
         if isinstance(chunk_id, int):
             attributes[attr.CHUNK_INDEX] = chunk_id
@@ -206,7 +209,7 @@ def _download_done(
             recorder.set(attr.CHUNK_BYTES, len(data))
         if isinstance(rows, int):
             recorder.set(attr.CHUNK_ROWS, rows)
-        if tracker.statement_id:
+        if attr.STATEMENT_ID not in recorder.start_attributes and tracker.statement_id:
             recorder.set(attr.STATEMENT_ID, tracker.statement_id)
         recorder.end()
         tracker.add_download(latency_ms, wire if isinstance(wire, int) else 0)
