@@ -136,7 +136,9 @@ def test_span_table_matches_what_is_emitted(
     for role, names in spans.items():
         undocumented = {n for n in names if not _matches(n, documented[role])}
         assert not undocumented, f"{role}: emitted but not in README.rst: {sorted(undocumented)}"
+        # Retries need a failing endpoint (the driver backs off 5 s at least): none here.
         unseen = {d for d in documented[role] if not any(_matches(n, {d}) for n in names)}
+        unseen.discard("databricks.retries.count")
         assert not unseen, f"{role}: in README.rst but never emitted: {sorted(unseen)}"
 
 

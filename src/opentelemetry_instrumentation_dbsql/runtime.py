@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.metrics import _internal as _metrics_internal
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Span, Status, StatusCode
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
 
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.33.0"
+_UNKNOWN = object()
 _EMPTY_QUERY = QueryInfo(text=None, summary=None, operation_name=None, target=None)
 
 
@@ -65,13 +67,28 @@ class Runtime:
         # A sink of the user's own takes every record; the Databricks exporter decides per
         # connection (opt-in rules, server flag).
         self._user_sink = processor is not None and exporter is None
+        # The processor joins the SDK pipeline only once records are wanted (a sink of the
+        # user's, or a connection whose Databricks export is not ruled out): until then spans
+        # cost it nothing.
+        self._processor_wanted = self._user_sink
         self._lock = threading.Lock()
         self._attached_to: object | None = None
         self._tracing_live = False
         self._metrics_live = False
 
     # --- is anybody listening? ---------------------------------------------------------------
+    def _globals_unset(self) -> bool:
+        """Cheap test that neither global provider was set (the public getters read the
+        environment on every call); False when it cannot tell."""
+        if self._tracer_provider is not None or self._meter_provider is not None:
+            return False
+        tracer_global = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+        meter_global = getattr(_metrics_internal, "_METER_PROVIDER", _UNKNOWN)
+        return tracer_global is None and meter_global is None
+
     def _refresh(self) -> None:
+        if self._globals_unset():
+            return
         provider = self._tracer_provider or trace.get_tracer_provider()
         if not self._tracing_live and not _is_noop_tracer_provider(provider):
             self._tracing_live = True
@@ -89,11 +106,24 @@ class Runtime:
 
     def wants(self, export_active: bool) -> bool:
         """Whether a statement needs recording at all."""
-        return export_active or self._user_sink or self.otel_live()
+        # otel_live() first: it also attaches the processor to the SDK provider once one exists.
+        return self.otel_live() or export_active or self._user_sink
+
+    def want_processor(self) -> None:
+        """Records are wanted from now on: attach the processor if an SDK provider is live."""
+        if self._processor_wanted:
+            return
+        self._processor_wanted = True
+        if self._tracing_live:
+            self._attach_processor(self._tracer_provider or trace.get_tracer_provider())
 
     def _attach_processor(self, provider: object) -> None:
         processor = self.processor
-        if processor is None or not isinstance(provider, SdkTracerProvider):
+        if (
+            processor is None
+            or not self._processor_wanted
+            or not isinstance(provider, SdkTracerProvider)
+        ):
             return
         with self._lock:
             if self._attached_to is provider:
@@ -110,7 +140,7 @@ class Runtime:
         """Give the processor a span the SDK did not give it (sampled out, or no SDK)."""
         processor = self.processor
         role = recorder.start_attributes.get(attr.SPAN_ROLE)
-        if processor is None or not isinstance(role, str):
+        if processor is None or not self._processor_wanted or not isinstance(role, str):
             return
         try:
             from opentelemetry.sdk.trace import Event

@@ -51,6 +51,7 @@ class ConnectionState:
     session_id: str | None
     base_attributes: dict[str, AttributeValue]
     metric_attributes: dict[str, AttributeValue]
+    metric_key: tuple[tuple[str, AttributeValue], ...] = ()
     export_handle: Any = None
     closed: bool = False
     enabled: bool = True
@@ -165,8 +166,11 @@ class StatementTracker:
         recorder = self.result_recorder
         if recorder is None:
             name = "FETCH " + (self.summary or self.operation_name or "databricks")
-            start_attributes = dict(self.connection.base_attributes)
-            start_attributes[attr.SPAN_ROLE] = attr.ROLE_RESULT
+            # A child of the STATEMENT span, which carries the server and namespace.
+            start_attributes: dict[str, AttributeValue] = {
+                attr.DB_SYSTEM_NAME: attr.DB_SYSTEM_VALUE,
+                attr.SPAN_ROLE: attr.ROLE_RESULT,
+            }
             if self.statement_id:
                 start_attributes[attr.STATEMENT_ID] = self.statement_id
             if self.operation_name:

@@ -173,7 +173,8 @@ def test_opentelemetry_instrument_exports_spans_and_metrics(
         assert span.trace_id == work.trace_id
         assert span.kind == "CLIENT"
         assert span.attributes["db.system.name"] == "databricks"
-        assert span.attributes["server.port"] == warehouse.port
+        if span.attributes["databricks.span.role"] != "RESULT":  # a child: no server repeat
+            assert span.attributes["server.port"] == warehouse.port
 
     statements = _statements(otlp_receiver)
     select = statements["SELECT orders"]

@@ -503,3 +503,15 @@ def test_forked_child_exports_with_fresh_state(
     sink.export([statement_record(handle.session_id, "127.0.0.1", wh.port)])
     assert sink.flush(5)
     assert sink.stats.snapshot().exported == 2
+
+
+def test_native_telemetry_left_alone_where_this_exporter_is_ruled_out() -> None:
+    # Explicitly off: this exporter never runs for the connection, so the driver's own
+    # telemetry stays as the user configured it.
+    assert native_telemetry_kwargs({}, {"enable_telemetry": False}) == {}
+    assert native_telemetry_kwargs({"enable_telemetry": False}, None) == {}
+    # Possibly on (the flag decides) or forced: one stream, ours.
+    assert native_telemetry_kwargs({}, None) == {
+        "enable_telemetry": False,
+        "force_enable_telemetry": False,
+    }

@@ -193,7 +193,14 @@ class StatementAggregationProcessor(SpanProcessor):
             self._count_error()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export every record completed before the call; False if the deadline passed first."""
+        """Export every record completed before the call; False if the deadline passed first.
+
+        After shutdown there is nothing left to flush: True. (``uninstrument()`` shuts the
+        processor down but cannot take it out of the SDK provider, whose own force_flush must
+        not fail because of it.)
+        """
+        if self._closed:
+            return True
         try:
             return self._batcher.force_flush(timeout_millis / 1000.0)
         except Exception:

@@ -126,8 +126,11 @@ def native_telemetry_kwargs(
     the option ``keep_native_telemetry`` is set. ``connect_kwargs`` is not modified; pass the
     original kwargs to ``register_connection``, which reads the user's choice from them.
     """
-    del connect_kwargs  # the override does not depend on them; kept for the stable signature
     if _keep_native(options):
+        return {}
+    # Explicitly off for this connection: this exporter never runs for it, so the driver's
+    # own telemetry is left as the user configured it.
+    if decide(connect_kwargs, _options_mapping(options)).decision is Decision.OFF:
         return {}
     return {KW_ENABLE: False, KW_FORCE: False}
 

@@ -69,12 +69,14 @@ def _session_id(connection: Any) -> str | None:
 def _make_state(
     connection: Any, runtime: Runtime, endpoint: Endpoint, session_id: str | None
 ) -> ConnectionState:
+    metric_attributes = _metric_attributes(endpoint)
     return ConnectionState(
         runtime=runtime,
         endpoint=endpoint,
         session_id=session_id,
         base_attributes=_base_attributes(endpoint),
-        metric_attributes=_metric_attributes(endpoint),
+        metric_attributes=metric_attributes,
+        metric_key=tuple(sorted(metric_attributes.items())),
     )
 
 
@@ -170,9 +172,12 @@ def _connect_ok(
         recorder.set(attr.AUTH_MECH, _auth_mechanism(connection))
         if runtime.exporter is not None:
             try:
-                state.export_handle = runtime.exporter.register_connection(
+                handle = runtime.exporter.register_connection(
                     connection, connect_kwargs, runtime.options
                 )
+                state.export_handle = handle
+                if _export_possible(handle):
+                    runtime.want_processor()
             except Exception as exc:
                 log_failure_once("export-register", exc)
         setattr(connection, CONNECTION_STATE_ATTR, state)
@@ -185,6 +190,12 @@ def _connect_ok(
         state.counted = True
     except Exception as exc:
         log_failure_once("connect-finish", exc)
+
+
+def _export_possible(handle: Any) -> bool:
+    """Whether the opt-in rules leave Databricks export possible for this connection."""
+    decision = getattr(getattr(handle, "decision", None), "decision", None)
+    return getattr(decision, "name", "") != "OFF"
 
 
 def _count_attributes(state: ConnectionState) -> dict[str, AttributeValue]:

@@ -18,7 +18,7 @@ from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql.hooks.cursor import finish_result_of
 from opentelemetry_instrumentation_dbsql.hooks.lifecycle import SUPPRESS_HTTP_KEY
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
-from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
+from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
 from opentelemetry_instrumentation_dbsql.statement import (
     RESULT_TRACKER_ATTR,
     StatementTracker,
@@ -154,9 +154,10 @@ def download_run(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs:
     if not isinstance(tracker, StatementTracker):
         return wrapped(*args, **kwargs)
     try:
-        state = tracker.connection
-        attributes = dict(state.base_attributes)
-        attributes[attr.SPAN_ROLE] = attr.ROLE_CHUNK_DOWNLOAD
+        attributes: dict[str, AttributeValue] = {
+            attr.DB_SYSTEM_NAME: attr.DB_SYSTEM_VALUE,
+            attr.SPAN_ROLE: attr.ROLE_CHUNK_DOWNLOAD,
+        }
         attributes[attr.DB_OPERATION_NAME] = "download"
         # Downloads can start before execute() returns, when the tracker has no id yet; the
         # handler knows its statement on releases that pass it one.

@@ -203,15 +203,21 @@ def describe_result(tracker: StatementTracker, result_set: object) -> None:
 
 
 def _write_execute_totals(recorder: SpanRecorder, tracker: StatementTracker) -> None:
-    recorder.set(attr.POLL_COUNT, tracker.poll_count)
-    recorder.set(attr.POLL_LATENCY_MS, tracker.poll_ns // 1_000_000)
-    recorder.set(attr.RETRY_COUNT, tracker.retries)
+    # Zero counts are left out: every attribute costs the SDK a validation, and absent reads
+    # as zero (to users and to the aggregation processor alike).
+    if tracker.poll_count:
+        recorder.set(attr.POLL_COUNT, tracker.poll_count)
+        recorder.set(attr.POLL_LATENCY_MS, tracker.poll_ns // 1_000_000)
+    if tracker.retries:
+        recorder.set(attr.RETRY_COUNT, tracker.retries)
     recorder.set(attr.RESULT_FORMAT, tracker.result_format)
     recorder.set(attr.RESULT_COMPRESSED, tracker.compressed)
-    recorder.set(attr.RESULT_CHUNKS_PRESENT, tracker.chunks_present)
+    if tracker.chunks_present:
+        recorder.set(attr.RESULT_CHUNKS_PRESENT, tracker.chunks_present)
     tracker.execute_bytes = tracker.result_bytes()
     tracker.execute_retries = tracker.retries
-    recorder.set(attr.RESULT_BYTES, tracker.execute_bytes)
+    if tracker.execute_bytes:
+        recorder.set(attr.RESULT_BYTES, tracker.execute_bytes)
 
 
 def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: str | None) -> None:
@@ -224,10 +230,15 @@ def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: st
         if isinstance(sqlstate, str):
             attributes[attr.DB_RESPONSE_STATUS_CODE] = sqlstate
     instruments.operation_duration.record(duration_s, attributes)
+    connection = tracker.connection
     if tracker.poll_count:
-        instruments.polls.add(tracker.poll_count, tracker.connection.metric_attributes)
+        instruments.polls.add(
+            tracker.poll_count, connection.metric_key, connection.metric_attributes
+        )
     if tracker.retries:
-        instruments.retries.add(tracker.retries, tracker.connection.metric_attributes)
+        instruments.retries.add(
+            tracker.retries, connection.metric_key, connection.metric_attributes
+        )
 
 
 def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
@@ -301,20 +312,26 @@ def finish_result(tracker: StatementTracker, result_set: object, reason: str) ->
         if isinstance(rows, int):
             recorder.set(attr.DB_RESPONSE_RETURNED_ROWS, rows)
         recorder.set(attr.SESSION_ID, tracker.connection.session_id)
-        recorder.set(attr.RESULT_FETCH_CALLS, tracker.fetch_calls)
-        recorder.set(attr.RESULT_FETCH_ROUND_TRIPS, tracker.round_trips)
-        recorder.set(attr.RESULT_FETCH_TIME_MS, tracker.fetch_ns // 1_000_000)
-        recorder.set(attr.RESULT_CHUNKS_PRESENT, tracker.chunks_present)
+        if tracker.fetch_calls:
+            recorder.set(attr.RESULT_FETCH_CALLS, tracker.fetch_calls)
+            recorder.set(attr.RESULT_FETCH_TIME_MS, tracker.fetch_ns // 1_000_000)
+        if tracker.round_trips:
+            recorder.set(attr.RESULT_FETCH_ROUND_TRIPS, tracker.round_trips)
+        if tracker.chunks_present:
+            recorder.set(attr.RESULT_CHUNKS_PRESENT, tracker.chunks_present)
         with tracker.lock:
-            recorder.set(attr.RESULT_CHUNKS_ITERATED, tracker.chunk_downloads)
-            recorder.set(attr.RESULT_CHUNKS_DOWNLOAD_MS, tracker.chunk_sum_ms)
-            recorder.set(attr.RESULT_CHUNKS_INITIAL_MS, tracker.chunk_initial_ms)
             if tracker.chunk_downloads:
+                recorder.set(attr.RESULT_CHUNKS_ITERATED, tracker.chunk_downloads)
+                recorder.set(attr.RESULT_CHUNKS_DOWNLOAD_MS, tracker.chunk_sum_ms)
+                recorder.set(attr.RESULT_CHUNKS_INITIAL_MS, tracker.chunk_initial_ms)
                 recorder.set(attr.RESULT_CHUNKS_SLOWEST_MS, tracker.chunk_slowest_ms)
         total_bytes = tracker.result_bytes()
-        # Each span reports its own phase; the statement's totals are their sums.
-        recorder.set(attr.RESULT_BYTES, total_bytes - tracker.execute_bytes)
-        recorder.set(attr.RETRY_COUNT, tracker.retries - tracker.execute_retries)
+        # Each span reports its own phase; the statement's totals are their sums. Zero
+        # counts are left out, as on the STATEMENT span.
+        if total_bytes - tracker.execute_bytes:
+            recorder.set(attr.RESULT_BYTES, total_bytes - tracker.execute_bytes)
+        if tracker.retries - tracker.execute_retries:
+            recorder.set(attr.RETRY_COUNT, tracker.retries - tracker.execute_retries)
         recorder.set(attr.RESULT_CLOSE_REASON, reason)
         recorder.end()
         instruments = tracker.runtime.instruments
@@ -322,10 +339,18 @@ def finish_result(tracker: StatementTracker, result_set: object, reason: str) ->
         if isinstance(rows, int):
             instruments.returned_rows.record(rows, metric_attributes)
         chunks = tracker.inline_pages + tracker.chunk_downloads
+        connection = tracker.connection
         if chunks:
-            instruments.chunks.add(chunks, tracker.connection.metric_attributes)
+            instruments.chunks.add(chunks, connection.metric_key, connection.metric_attributes)
         if total_bytes:
-            instruments.result_bytes.add(total_bytes, tracker.connection.metric_attributes)
+            instruments.result_bytes.add(
+                total_bytes, connection.metric_key, connection.metric_attributes
+            )
+        fetch_retries = tracker.retries - tracker.execute_retries
+        if fetch_retries:
+            instruments.retries.add(
+                fetch_retries, connection.metric_key, connection.metric_attributes
+            )
     except Exception as exc:
         log_failure_once("result-finish", exc)
 
