@@ -20,6 +20,8 @@ from opentelemetry_instrumentation_dbsql.aggregation.sinks import CollectingSink
 from opentelemetry_instrumentation_dbsql.hooks.lifecycle import statement_id_of
 from tests.conftest import Telemetry
 
+DRIVER_VERSION = tuple(int(p) for p in databricks.sql.__version__.split(".")[:2])
+
 
 def _flush(telemetry_or_instrumentor: Any) -> None:
     runtime = telemetry_or_instrumentor._runtime
@@ -71,7 +73,8 @@ def test_record_counters_match_what_the_warehouse_served(
     assert record.returned_rows == served.rows == 30000
     assert record.chunks.total_chunks_present == len(served.files) == 3
     assert record.chunks.total_chunks_iterated == 3
-    assert record.result_bytes == served.compressed_bytes
+    if DRIVER_VERSION >= (4, 1):  # older releases do not report a file's wire size
+        assert record.result_bytes == served.compressed_bytes
     assert record.chunks.sum_chunks_download_time_ms is not None
     assert record.consumption_latency_ms is not None
 

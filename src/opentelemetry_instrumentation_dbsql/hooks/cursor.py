@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
@@ -42,6 +43,50 @@ _METADATA = {
 }
 
 
+@dataclass(slots=True)
+class _Call:
+    """One traced driver call: its statement, the kwargs to call with, and what to undo."""
+
+    tracker: StatementTracker
+    kwargs: Any
+    undo: Callable[[], None] = lambda: None
+
+
+def _traced(
+    kind: str,
+    wrapped: Wrapped,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: Any,
+    *,
+    begin: Callable[[], _Call],
+    done: Callable[[StatementTracker], None],
+) -> Any:
+    """Run a driver call inside its STATEMENT span: ``begin`` makes the statement (any failure
+    there leaves the call untraced), ``done`` runs after success; failures end the span."""
+    try:
+        call = begin()
+        tokens = enter_context(call.tracker.statement_recorder, call.tracker)
+    except Exception as exc:
+        log_failure_once(kind + "-begin", exc)
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **call.kwargs)
+    except BaseException as exc:
+        exit_context(tokens)
+        call.undo()
+        finish_statement_failed(call.tracker, instance, exc)
+        raise
+    exit_context(tokens)
+    call.undo()
+    done(call.tracker)
+    return result
+
+
+def _argument(args: tuple[Any, ...], kwargs: Any, index: int, name: str) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
 class CursorHooks:
     """The cursor wrappers; ``supports_query_tags`` says whether ``execute`` takes query_tags."""
 
@@ -55,42 +100,40 @@ class CursorHooks:
         if batch is not None:
             return _batch_member(batch, wrapped, instance, args, kwargs)
         state = connection_state(getattr(instance, "connection", None))
-        if not should_record(state):
+        if state is None or not should_record(state):
             return wrapped(*args, **kwargs)
-        assert state is not None
-        try:
+
+        def begin() -> _Call:
             _abandon_async(instance)
-            operation = args[0] if args else kwargs.get("operation")
-            parameters = args[1] if len(args) > 1 else kwargs.get("parameters")
             tracker = begin_statement(
                 state,
-                operation=operation,
-                parameters=parameters,
+                operation=_argument(args, kwargs, 0, "operation"),
+                parameters=_argument(args, kwargs, 1, "parameters"),
                 operation_type="EXECUTE_STATEMENT",
                 statement_type="QUERY",
             )
-            call_kwargs = self._with_tags(tracker, args, kwargs)
-            tokens = enter_context(tracker.statement_recorder, tracker)
+            call = _Call(tracker, self._with_tags(tracker, args, kwargs, 5))
             _set_running(instance, tracker)
-        except Exception as exc:
-            log_failure_once("execute-begin", exc)
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            exit_context(tokens)
-            _set_running(instance, None)
-            finish_statement_failed(tracker, instance, exc)
-            raise
-        exit_context(tokens)
-        _set_running(instance, None)
-        finish_statement_ok(tracker, instance)
-        return result
+            call.undo = lambda: _set_running(instance, None)
+            return call
 
-    def _with_tags(self, tracker: StatementTracker, args: tuple[Any, ...], kwargs: Any) -> Any:
+        return _traced(
+            "execute",
+            wrapped,
+            instance,
+            args,
+            kwargs,
+            begin=begin,
+            done=lambda tracker: finish_statement_ok(tracker, instance),
+        )
+
+    def _with_tags(
+        self, tracker: StatementTracker, args: tuple[Any, ...], kwargs: Any, position: int
+    ) -> Any:
+        """kwargs with the traceparent in ``query_tags`` (the ``position``-th argument)."""
         if not (tracker.runtime.options.propagate_trace_context and self.supports_query_tags):
             return kwargs
-        if len(args) >= 5:
+        if len(args) >= position:
             return kwargs
         tags = query_tags_with_context(tracker, kwargs.get("query_tags"))
         if tags is None:
@@ -105,42 +148,36 @@ class CursorHooks:
     ) -> Any:
         """``Cursor.executemany``: ONE span for the whole batch."""
         state = connection_state(getattr(instance, "connection", None))
-        if current_batch.get() is not None or not should_record(state):
+        if current_batch.get() is not None or state is None or not should_record(state):
             return wrapped(*args, **kwargs)
-        assert state is not None
-        try:
+
+        def begin() -> _Call:
             _abandon_async(instance)
-            operation = args[0] if args else kwargs.get("operation")
-            seq = args[1] if len(args) > 1 else kwargs.get("seq_of_parameters")
+            seq = _argument(args, kwargs, 1, "seq_of_parameters")
             try:
                 size = len(seq)
             except Exception:
                 size = -1
-            extra = {attr.DB_OPERATION_BATCH_SIZE: size} if size >= 2 else None
             tracker = begin_statement(
                 state,
-                operation=operation,
+                operation=_argument(args, kwargs, 0, "operation"),
                 parameters=True,  # batches are parameterized by definition
                 operation_type="EXECUTE_STATEMENT",
                 statement_type="QUERY",
-                extra=extra,
+                extra={attr.DB_OPERATION_BATCH_SIZE: size} if size >= 2 else None,
             )
-            tokens = enter_context(tracker.statement_recorder, tracker)
-            batch_token = current_batch.set(tracker)
-        except Exception as exc:
-            log_failure_once("executemany-begin", exc)
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            current_batch.reset(batch_token)
-            exit_context(tokens)
-            finish_statement_failed(tracker, instance, exc)
-            raise
-        current_batch.reset(batch_token)
-        exit_context(tokens)
-        finish_statement_ok(tracker, instance)
-        return result
+            token = current_batch.set(tracker)
+            return _Call(tracker, kwargs, lambda: current_batch.reset(token))
+
+        return _traced(
+            "executemany",
+            wrapped,
+            instance,
+            args,
+            kwargs,
+            begin=begin,
+            done=lambda tracker: finish_statement_ok(tracker, instance),
+        )
 
     # --- async -------------------------------------------------------------------------------
     def execute_async(
@@ -148,38 +185,28 @@ class CursorHooks:
     ) -> Any:
         """``Cursor.execute_async``: the span stays open until the result is collected."""
         state = connection_state(getattr(instance, "connection", None))
-        if not should_record(state):
+        if state is None or not should_record(state):
             return wrapped(*args, **kwargs)
-        assert state is not None
-        try:
+
+        def begin() -> _Call:
             _abandon_async(instance)
-            operation = args[0] if args else kwargs.get("operation")
-            parameters = args[1] if len(args) > 1 else kwargs.get("parameters")
             tracker = begin_statement(
                 state,
-                operation=operation,
-                parameters=parameters,
+                operation=_argument(args, kwargs, 0, "operation"),
+                parameters=_argument(args, kwargs, 1, "parameters"),
                 operation_type="EXECUTE_STATEMENT",
                 statement_type="QUERY",
                 is_async=True,
             )
-            call_kwargs = self._with_tags(tracker, args[:4], kwargs) if len(args) < 4 else kwargs
-            tokens = enter_context(tracker.statement_recorder, tracker)
-        except Exception as exc:
-            log_failure_once("async-begin", exc)
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            exit_context(tokens)
-            finish_statement_failed(tracker, instance, exc)
-            raise
-        exit_context(tokens)
-        try:
-            setattr(instance, ASYNC_TRACKER_ATTR, tracker)
-        except Exception as exc:
-            log_failure_once("async-attach", exc)
-        return result
+            return _Call(tracker, self._with_tags(tracker, args, kwargs, 4))
+
+        def keep_open(tracker: StatementTracker) -> None:
+            try:
+                setattr(instance, ASYNC_TRACKER_ATTR, tracker)
+            except Exception as exc:
+                log_failure_once("async-attach", exc)
+
+        return _traced("async", wrapped, instance, args, kwargs, begin=begin, done=keep_open)
 
     def get_query_state(
         self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
@@ -201,22 +228,15 @@ class CursorHooks:
         tracker = _async_tracker(instance)
         if tracker is None:
             return wrapped(*args, **kwargs)
-        try:
-            tokens = enter_context(tracker.statement_recorder, tracker)
-        except Exception as exc:
-            log_failure_once("async-result-begin", exc)
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            exit_context(tokens)
-            _clear_async(instance)
-            finish_statement_failed(tracker, instance, exc)
-            raise
-        exit_context(tokens)
-        _clear_async(instance)
-        finish_statement_ok(tracker, instance)
-        return result
+        return _traced(
+            "async-result",
+            wrapped,
+            instance,
+            args,
+            kwargs,
+            begin=lambda: _Call(tracker, kwargs, lambda: _clear_async(instance)),
+            done=lambda done: finish_statement_ok(done, instance),
+        )
 
     # --- metadata ----------------------------------------------------------------------------
     def metadata(self, method: str) -> Callable[..., Any]:
@@ -225,10 +245,10 @@ class CursorHooks:
 
         def wrapper(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
             state = connection_state(getattr(instance, "connection", None))
-            if current_batch.get() is not None or not should_record(state):
+            if current_batch.get() is not None or state is None or not should_record(state):
                 return wrapped(*args, **kwargs)
-            assert state is not None
-            try:
+
+            def begin() -> _Call:
                 _abandon_async(instance)
                 tracker = begin_statement(
                     state,
@@ -238,19 +258,17 @@ class CursorHooks:
                     statement_type="METADATA",
                     method_name=operation_name,
                 )
-                tokens = enter_context(tracker.statement_recorder, tracker)
-            except Exception as exc:
-                log_failure_once("metadata-begin", exc)
-                return wrapped(*args, **kwargs)
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                exit_context(tokens)
-                finish_statement_failed(tracker, instance, exc)
-                raise
-            exit_context(tokens)
-            finish_statement_ok(tracker, instance)
-            return result
+                return _Call(tracker, kwargs)
+
+            return _traced(
+                "metadata",
+                wrapped,
+                instance,
+                args,
+                kwargs,
+                begin=begin,
+                done=lambda tracker: finish_statement_ok(tracker, instance),
+            )
 
         return wrapper
 
