@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 _logger = logging.getLogger(__name__)
@@ -277,8 +277,3 @@ def resolve_options(
         if found:
             values[spec.keyword] = parsed
     return InstrumentationOptions(**values)
-
-
-def option_keywords() -> tuple[str, ...]:
-    """All option keywords, in table order."""
-    return tuple(f.name for f in fields(InstrumentationOptions))

@@ -7,11 +7,6 @@ from typing import Any
 from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
 
 
-def export_explicitly_off(options: InstrumentationOptions) -> bool:
-    """True when the options rule Databricks export out for every connection."""
-    return options.enable_telemetry is False and not options.force_enable_telemetry
-
-
 def build_pipeline(
     options: InstrumentationOptions, record_sink: Any, meter_provider: Any = None
 ) -> tuple[Any, Any]:

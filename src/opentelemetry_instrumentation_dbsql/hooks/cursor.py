@@ -289,7 +289,7 @@ class CursorHooks:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             exit_context(tokens)
-            _fetch_failed(tracker, recorder, exc)
+            _fetch_failed(recorder, exc)
             raise
         exit_context(tokens)
         tracker.fetch_calls += 1
@@ -339,7 +339,7 @@ class CursorHooks:
         return wrapped(*args, **kwargs)
 
 
-def _fetch_failed(tracker: StatementTracker, recorder: SpanRecorder, exc: BaseException) -> None:
+def _fetch_failed(recorder: SpanRecorder, exc: BaseException) -> None:
     try:
         recorder.record_error(exc)
     except Exception as inner:

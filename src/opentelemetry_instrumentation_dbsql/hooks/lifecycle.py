@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
@@ -378,13 +377,3 @@ def query_tags_with_context(
     except Exception as exc:
         log_failure_once("query-tags", exc)
         return None
-
-
-def hook_runtime_missing() -> bool:
-    """True when no instrumentation is active at all (fast exit for internal hooks)."""
-    return active_runtime() is None and current_statement.get() is None
-
-
-def record_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A shallow copy, so a changed kwargs dict never leaks back into the caller."""
-    return dict(kwargs)
