@@ -64,6 +64,21 @@ class StatementTable:
 
     # --- span events (application threads) ---------------------------------------------------
 
+    def _first_sight(self, fresh: StatementState) -> Completion | None:
+        """The first span seen for a key with no live state (called under the lock): a late
+        duplicate, or a statement arriving after shutdown, ends here; None means go on."""
+        key = fresh.key
+        if key in self._recent or key in self._recent_old:
+            self.late_spans += 1
+            return _NOTHING
+        if self._cancels and self._cancels.pop(key, 0) is None:
+            fresh.cancelled = True
+        if self._closed:
+            fresh.complete = False
+            fresh.reason = COMPLETION_SHUTDOWN
+            return fresh, None
+        return None
+
     def statement_ended(self, fresh: StatementState, result_open: bool) -> Completion:
         """A STATEMENT span ended; ``fresh`` holds it (built by the caller, outside the lock).
 
@@ -73,15 +88,9 @@ class StatementTable:
         with self._lock:
             state = self._live.get(key)
             if state is None:
-                if key in self._recent or key in self._recent_old:
-                    self.late_spans += 1
-                    return _NOTHING
-                if self._cancels and self._cancels.pop(key, 0) is None:
-                    fresh.cancelled = True
-                if self._closed:
-                    fresh.complete = False
-                    fresh.reason = COMPLETION_SHUTDOWN
-                    return fresh, None
+                seen = self._first_sight(fresh)
+                if seen is not None:
+                    return seen
                 if not result_open:
                     self._remember(key)
                     return fresh, None
@@ -109,15 +118,9 @@ class StatementTable:
         with self._lock:
             state = self._live.get(key)
             if state is None:
-                if key in self._recent or key in self._recent_old:
-                    self.late_spans += 1
-                    return _NOTHING
-                if self._cancels and self._cancels.pop(key, 0) is None:
-                    fresh.cancelled = True
-                if self._closed:
-                    fresh.complete = False
-                    fresh.reason = COMPLETION_SHUTDOWN
-                    return fresh, None
+                seen = self._first_sight(fresh)
+                if seen is not None:
+                    return seen
                 return None, self._insert(fresh)  # wait for the STATEMENT span
             if state.result is not None or state.stmt is None:
                 self.late_spans += 1  # the same RESULT span fed twice
