@@ -27,6 +27,7 @@ from opentelemetry_instrumentation_dbsql.statement import (
     ASYNC_TRACKER_ATTR,
     RESULT_TRACKER_ATTR,
     RUNNING_TRACKER_ATTR,
+    ConnectionState,
     StatementTracker,
     current_batch,
     current_statement,
@@ -104,16 +105,8 @@ class CursorHooks:
             return wrapped(*args, **kwargs)
 
         def begin() -> _Call:
-            _abandon_async(instance)
-            tracker = begin_statement(
-                state,
-                operation=_argument(args, kwargs, 0, "operation"),
-                parameters=_argument(args, kwargs, 1, "parameters"),
-                operation_type="EXECUTE_STATEMENT",
-                statement_type="QUERY",
-            )
-            call = _Call(tracker, self._with_tags(tracker, args, kwargs, 5))
-            _set_running(instance, tracker)
+            call = self._begin_execute(state, instance, args, kwargs, is_async=False)
+            _set_running(instance, call.tracker)
             call.undo = lambda: _set_running(instance, None)
             return call
 
@@ -126,6 +119,28 @@ class CursorHooks:
             begin=begin,
             done=lambda tracker: finish_statement_ok(tracker, instance),
         )
+
+    def _begin_execute(
+        self,
+        state: ConnectionState,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: Any,
+        *,
+        is_async: bool,
+    ) -> _Call:
+        """The statement of ``execute`` / ``execute_async`` and the kwargs to call them with
+        (``query_tags`` is their 5th / 4th positional argument)."""
+        _abandon_async(instance)
+        tracker = begin_statement(
+            state,
+            operation=_argument(args, kwargs, 0, "operation"),
+            parameters=_argument(args, kwargs, 1, "parameters"),
+            operation_type="EXECUTE_STATEMENT",
+            statement_type="QUERY",
+            is_async=is_async,
+        )
+        return _Call(tracker, self._with_tags(tracker, args, kwargs, 4 if is_async else 5))
 
     def _with_tags(
         self, tracker: StatementTracker, args: tuple[Any, ...], kwargs: Any, position: int
@@ -189,16 +204,7 @@ class CursorHooks:
             return wrapped(*args, **kwargs)
 
         def begin() -> _Call:
-            _abandon_async(instance)
-            tracker = begin_statement(
-                state,
-                operation=_argument(args, kwargs, 0, "operation"),
-                parameters=_argument(args, kwargs, 1, "parameters"),
-                operation_type="EXECUTE_STATEMENT",
-                statement_type="QUERY",
-                is_async=True,
-            )
-            return _Call(tracker, self._with_tags(tracker, args, kwargs, 4))
+            return self._begin_execute(state, instance, args, kwargs, is_async=True)
 
         def keep_open(tracker: StatementTracker) -> None:
             try:
