@@ -76,6 +76,16 @@ class Telemetry:
     def spans_by_role(self, role: str) -> list[ReadableSpan]:
         return [s for s in self.spans() if (s.attributes or {}).get("databricks.span.role") == role]
 
+    def consumption(self, statement: ReadableSpan) -> ReadableSpan:
+        """The span that carries a statement's result consumption: its RESULT span when
+        fetching took more round trips, else the STATEMENT span itself (the result arrived
+        whole with the execute response)."""
+        for span in self.spans_by_role("RESULT"):
+            if span.parent is not None and span.parent.span_id == statement.context.span_id:
+                return span
+        assert "db.response.returned_rows" in (statement.attributes or {}), statement.name
+        return statement
+
     def metrics(self) -> dict[str, list[Any]]:
         data = self.metric_reader.get_metrics_data()
         found: dict[str, list[Any]] = {}

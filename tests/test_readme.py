@@ -67,6 +67,8 @@ def _workload(warehouse: LocalWarehouse) -> None:
     warehouse.script(slow, completion_delay=5.0)
     polled = "SELECT 3 AS polled"
     warehouse.script(polled, running_polls=1)
+    paged = "SELECT id FROM t WHERE id < 50"
+    warehouse.script(paged, page_size=20)
     kwargs = warehouse.connect_kwargs(catalog="main", schema="default")
     with databricks.sql.connect(**kwargs) as conn, conn.cursor() as cursor:
         with statement_tags(team="data-eng"):
@@ -75,6 +77,8 @@ def _workload(warehouse: LocalWarehouse) -> None:
         cursor.execute(fetched)
         cursor.fetchall_arrow()
         cursor.execute(polled)
+        cursor.fetchall()
+        cursor.execute(paged)
         cursor.fetchall()
         cursor.execute("UPDATE t SET id = id WHERE id < 3")
         cursor.executemany("INSERT INTO t VALUES (:id)", [{"id": 1}, {"id": 2}])

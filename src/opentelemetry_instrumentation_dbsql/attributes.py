@@ -12,12 +12,15 @@ Span roles (attribute ``databricks.span.role``):
 ``STATEMENT``
     One statement execution: ``execute``, ``executemany`` (one span for the whole batch),
     ``execute_async`` through ``get_async_execution_result``, the metadata calls, ``commit``
-    and ``rollback``. Ends when results are ready (or on failure). Carries the statement id
-    and ``databricks.result.open`` (True when a ``RESULT`` span follows). For ``executemany``
+    and ``rollback``. Ends when results are ready (or on failure). Carries the statement id,
+    and either ``db.response.returned_rows`` (the result arrived whole with the response: the
+    statement is complete) or ``databricks.result.open`` (True: a ``RESULT`` span follows, for
+    a result fetched in further round trips). For ``executemany``
     it carries ``db.operation.batch.size`` and one ``databricks.batch.statement`` event per
     inner execution except the last, whose statement id is the span's own.
 ``RESULT``
-    The consumption of one statement's result set: starts when the result is ready, ends when
+    The consumption of a result that needs further round trips (more pages or CloudFetch
+    files): starts when the result is ready, ends when
     the statement completes (result closed, cursor closed or re-executed, connection closed).
     Its end is the completion signal of the statement. Child of the ``STATEMENT`` span.
 ``CHUNK_DOWNLOAD``

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.metrics import _internal as _metrics_internal
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Span, Status, StatusCode
+from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Span
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
@@ -19,7 +19,7 @@ from opentelemetry_instrumentation_dbsql.query_text import QueryInfo, analyze, s
 from opentelemetry_instrumentation_dbsql.version import __version__
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
     from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
 
@@ -139,35 +139,34 @@ class Runtime:
     def feed_processor(self, recorder: SpanRecorder, end_ns: int) -> None:
         """Give the processor a span the SDK did not give it (sampled out, or no SDK)."""
         processor = self.processor
-        role = recorder.start_attributes.get(attr.SPAN_ROLE)
-        if processor is None or not self._processor_wanted or not isinstance(role, str):
+        if processor is None or not self._processor_wanted:
             return
         try:
-            from opentelemetry.sdk.trace import Event
-
-            from opentelemetry_instrumentation_dbsql.aggregation.direct import make_readable_span
-
-            events = tuple(
-                Event(name, event_attributes, timestamp)
-                for name, event_attributes, timestamp in recorder.events
+            from opentelemetry_instrumentation_dbsql.aggregation.direct import (
+                DirectEvent,
+                DirectSpan,
             )
-            status = (
-                Status(StatusCode.ERROR, recorder.status_error)
-                if recorder.status_error is not None
-                else None
-            )
-            readable = make_readable_span(
+
+            context = recorder.span.get_span_context()
+            parent = recorder.parent
+            span = DirectSpan(
                 recorder.name,
-                role,
                 recorder.all_attributes(),
                 start_ns=recorder.start_ns,
                 end_ns=end_ns,
-                events=events,
-                status=status,
-                parent=recorder.parent_span_context,
-                context=recorder.span.get_span_context(),
+                context=context if context.is_valid else None,
+                parent=(
+                    trace.get_current_span(parent).get_span_context()
+                    if parent is not None
+                    else None
+                ),
+                events=[DirectEvent(*event) for event in recorder.events],
             )
-            processor.on_end(readable)
+            on_end_direct = getattr(processor, "on_end_direct", None)
+            if on_end_direct is not None:
+                on_end_direct(span)
+            else:
+                processor.on_end(cast("ReadableSpan", span))
         except Exception as exc:
             log_failure_once("direct-feed", exc)
 

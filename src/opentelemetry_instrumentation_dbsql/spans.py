@@ -34,7 +34,7 @@ class SpanRecorder:
         "ended",
         "events",
         "name",
-        "parent_span_context",
+        "parent",
         "runtime",
         "span",
         "start_attributes",
@@ -60,12 +60,7 @@ class SpanRecorder:
         self.events: list[tuple[str, dict[str, AttributeValue], int]] = []
         self.status_error: str | None = None
         self.ended = False
-        # Kept only for the direct feed to the aggregation processor (sampled-out spans).
-        self.parent_span_context = (
-            trace.get_current_span(parent).get_span_context()
-            if runtime.processor is not None
-            else None
-        )
+        self.parent = parent  # read only by the direct feed to the aggregation processor
         self.span = runtime.tracer.start_span(
             name,
             context=parent,

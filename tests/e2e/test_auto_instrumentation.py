@@ -167,14 +167,14 @@ def test_opentelemetry_instrument_exports_spans_and_metrics(
 
     spans = _dbsql_spans(otlp_receiver)
     roles = sorted(str(s.attributes["databricks.span.role"]) for s in spans)
-    assert roles == ["CREATE_SESSION", "DELETE_SESSION", "RESULT", "STATEMENT", "STATEMENT"]
+    # The SELECT's result arrives whole with the execute response: no RESULT span follows.
+    assert roles == ["CREATE_SESSION", "DELETE_SESSION", "STATEMENT", "STATEMENT"]
     for span in spans:
         assert span.resource["service.name"] == "auto-e2e"
         assert span.trace_id == work.trace_id
         assert span.kind == "CLIENT"
         assert span.attributes["db.system.name"] == "databricks"
-        if span.attributes["databricks.span.role"] != "RESULT":  # a child: no server repeat
-            assert span.attributes["server.port"] == warehouse.port
+        assert span.attributes["server.port"] == warehouse.port
 
     statements = _statements(otlp_receiver)
     select = statements["SELECT orders"]
@@ -183,6 +183,7 @@ def test_opentelemetry_instrument_exports_spans_and_metrics(
         "SELECT id, customer FROM orders WHERE id < ? ORDER BY id"
     )
     assert select.attributes["databricks.statement.id"] == report["select_id"]
+    assert select.attributes["db.response.returned_rows"] == 3
     failed = statements["SELECT missing_table"]
     assert failed.status_code == "ERROR"
     assert failed.attributes["error.type"] == "databricks.sql.exc.ServerOperationError"

@@ -149,8 +149,12 @@ def _query(warehouse: LocalWarehouse, sql: str) -> list[tuple[Any, ...]]:
     return warehouse.execute_sql(sql.replace("FROM trips", "FROM samples.nyctaxi.trips"))
 
 
-def _results_by_statement(receiver: OtlpReceiver) -> dict[str | None, ReceivedSpan]:
-    return {r.parent_span_id: r for r in _dbsql_spans(receiver, "RESULT")}
+def _consumption(receiver: OtlpReceiver, statement: ReceivedSpan) -> ReceivedSpan:
+    """The statement's RESULT span, or the statement itself when its result arrived whole."""
+    for result in _dbsql_spans(receiver, "RESULT"):
+        if result.parent_span_id == statement.span_id:
+            return result
+    return statement
 
 
 # --- otlp_programmatic.py ----------------------------------------------------------------------
@@ -189,12 +193,11 @@ def test_otlp_programmatic(
         "FROM trips GROUP BY pickup_zip ORDER BY trips DESC, pickup_zip LIMIT ?",
         "SELECT COUNT(*) AS long_trips FROM trips WHERE trip_distance > :miles",
     ]
-    results = _results_by_statement(receiver)
     for statement, rows in zip(statements, (5, 1), strict=True):
         assert statement.parent_span_id == app.span_id
         assert statement.resource["service.name"] == "examples-otlp"
         assert statement.attributes["databricks.statement.id"] in trips_warehouse.served
-        assert results[statement.span_id].attributes["db.response.returned_rows"] == rows
+        assert _consumption(receiver, statement).attributes["db.response.returned_rows"] == rows
     for role in ("CREATE_SESSION", "DELETE_SESSION"):
         (span,) = _dbsql_spans(receiver, role)
         assert span.parent_span_id == app.span_id
@@ -283,11 +286,10 @@ def test_sqlalchemy_app(
     core_span, orm_span = statements
     assert "GROUP BY trips.pickup_zip" in str(core_span.attributes["db.query.text"])
     assert "WHERE trips.trip_distance > :" in str(orm_span.attributes["db.query.text"])
-    results = _results_by_statement(receiver)
     for statement in statements:
         assert statement.name == "SELECT trips"
         assert statement.parent_span_id == app.span_id
-        assert results[statement.span_id].attributes["db.response.returned_rows"] == 3
+        assert _consumption(receiver, statement).attributes["db.response.returned_rows"] == 3
 
 
 # --- pandas_read_sql.py ------------------------------------------------------------------------
@@ -317,7 +319,7 @@ def test_pandas_read_sql(
     (query,) = [s for s in statements if s.name == "SELECT trips"]
     assert str(query.attributes["db.query.text"]).startswith("SELECT CAST(FLOOR(trip_distance)")
     assert query.parent_span_id == app.span_id
-    result = _results_by_statement(receiver)[query.span_id]
+    result = _consumption(receiver, query)
     assert result.attributes["db.response.returned_rows"] == len(expected)
     probes = [s for s in statements if s is not query]
     assert len(probes) == 1

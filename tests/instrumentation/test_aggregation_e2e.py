@@ -175,9 +175,11 @@ def test_unclosed_statement_is_not_lost(warehouse: Any) -> None:
     sink = CollectingSink()
     instrumentor = DbsqlInstrumentor()
     instrumentor.instrument(record_sink=sink)
+    sql = "SELECT id FROM orders"
+    warehouse.script(sql, page_size=100)  # fetched in pages: the statement stays open
     conn = databricks.sql.connect(**warehouse.connect_kwargs())
     cursor = conn.cursor()
-    cursor.execute("SELECT id FROM orders")
+    cursor.execute(sql)
     cursor.fetchmany(10)
     statement_id = statement_id_of(cursor)
     try:

@@ -24,7 +24,7 @@ def _attrs(span: Any) -> dict[str, Any]:
     return dict(span.attributes or {})
 
 
-def test_select_makes_statement_and_result_spans(warehouse: Any, telemetry: Telemetry) -> None:
+def test_inline_select_makes_one_span(warehouse: Any, telemetry: Telemetry) -> None:
     with databricks.sql.connect(
         **warehouse.connect_kwargs(catalog="main", schema="default")
     ) as conn:
@@ -48,10 +48,31 @@ def test_select_makes_statement_and_result_spans(warehouse: Any, telemetry: Tele
     assert attributes["server.port"] == warehouse.port
     assert attributes["databricks.statement.id"] == query_id
     assert attributes["databricks.session.id"] == session_id
-    assert attributes["databricks.result.open"] is True
     assert attributes["databricks.result.format"] in ("INLINE_ARROW", "COLUMNAR_INLINE")
+    # The whole result came with the execute response: the rows are counted there and no
+    # RESULT span follows.
+    assert attributes["db.response.returned_rows"] == 10
+    assert "databricks.result.open" not in attributes
+    assert telemetry.spans_by_role(RESULT) == []
     assert statement.status.status_code is StatusCode.UNSET
 
+
+def test_paged_select_makes_statement_and_result_spans(
+    warehouse: Any, telemetry: Telemetry
+) -> None:
+    sql = "SELECT id FROM orders WHERE id < 10 ORDER BY id"
+    warehouse.script(sql, result_format="arrow", page_size=4)
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+            query_id = statement_id_of(cursor)
+    assert len(rows) == 10
+
+    (statement,) = telemetry.spans_by_role(STATEMENT)
+    attributes = _attrs(statement)
+    assert attributes["databricks.result.open"] is True
+    assert "db.response.returned_rows" not in attributes
     (result,) = telemetry.spans_by_role(RESULT)
     result_attributes = _attrs(result)
     assert result.parent is not None
@@ -59,6 +80,7 @@ def test_select_makes_statement_and_result_spans(warehouse: Any, telemetry: Tele
     assert result_attributes["db.response.returned_rows"] == 10
     assert result_attributes["databricks.statement.id"] == query_id
     assert result_attributes["databricks.result.fetch_calls"] == 1
+    assert result_attributes["databricks.result.fetch_round_trips"] >= 2
     assert result_attributes["databricks.result.close_reason"] == "closed"
     assert result.start_time >= statement.end_time
 
@@ -73,9 +95,10 @@ def test_fetchone_loop_makes_no_span_per_row(warehouse: Any, telemetry: Telemetr
         iterated = sum(1 for _ in cursor)
     assert count == 1000
     assert iterated == 5
-    results = telemetry.spans_by_role(RESULT)
-    assert [_attrs(s)["db.response.returned_rows"] for s in results] == [1000, 5]
-    assert len(telemetry.spans()) <= 6  # connect, 2 statements, 2 results, close
+    statements = telemetry.spans_by_role(STATEMENT)
+    counted = [_attrs(telemetry.consumption(s))["db.response.returned_rows"] for s in statements]
+    assert counted == [1000, 5]
+    assert len(telemetry.spans()) <= 6  # connect, 2 statements, at most 2 results, close
 
 
 @pytest.mark.parametrize(
@@ -151,7 +174,7 @@ def test_server_error_passes_through_unchanged(warehouse: Any, telemetry: Teleme
     assert attributes["error.type"] == "databricks.sql.exc.ServerOperationError"
     assert attributes["databricks.error.category"] == "not_found"
     assert attributes["db.response.status_code"] == "42P01"
-    assert attributes["databricks.result.open"] is False
+    assert "databricks.result.open" not in attributes  # no RESULT span follows a failure
     assert attributes.get("databricks.statement.id") == query_id
     assert any(e.name == "exception" for e in statement.events)
     assert "42P01" in str(caught.value) or caught.value.context
@@ -234,8 +257,7 @@ def test_metadata_calls(
     assert attributes["databricks.operation.type"] == operation_type
     assert attributes["databricks.statement.type"] == "METADATA"
     assert attributes["db.operation.name"] == method
-    (result,) = telemetry.spans_by_role(RESULT)
-    assert _attrs(result)["db.response.returned_rows"] == len(rows)
+    assert _attrs(telemetry.consumption(statement))["db.response.returned_rows"] == len(rows)
 
 
 def test_cancel_from_another_thread(warehouse: Any, telemetry: Telemetry) -> None:
@@ -283,9 +305,11 @@ def test_connect_and_close_spans(warehouse: Any, telemetry: Telemetry) -> None:
 def test_unclosed_result_completes_on_connection_close(
     warehouse: Any, telemetry: Telemetry
 ) -> None:
+    sql = "SELECT id FROM orders WHERE id < 3"
+    warehouse.script(sql, page_size=1)  # a result fetched in pages has a RESULT span
     conn = databricks.sql.connect(**warehouse.connect_kwargs())
     cursor = conn.cursor()
-    cursor.execute("SELECT id FROM orders WHERE id < 3")
+    cursor.execute(sql)
     cursor.fetchone()
     conn.close()
     (result,) = telemetry.spans_by_role(RESULT)

@@ -38,6 +38,52 @@ SCOPE = InstrumentationScope(INSTRUMENTATION_SCOPE, __version__)
 _UNSET = Status(StatusCode.UNSET)
 
 
+class DirectEvent:
+    """An event of a ``DirectSpan``: what the processor reads of an SDK ``Event``."""
+
+    __slots__ = ("attributes", "name", "timestamp")
+
+    def __init__(self, name: str, attributes: Mapping[str, AttributeValue], timestamp: int) -> None:
+        self.name = name
+        self.attributes = attributes
+        self.timestamp = timestamp
+
+
+class DirectSpan:
+    """An ended span of this package handed to ``StatementAggregationProcessor.on_end_direct``.
+
+    It carries only what the processor reads, as plain values: building an SDK
+    ``ReadableSpan`` for a span the SDK never saw costs more than the processor's own work.
+    """
+
+    __slots__ = ("attributes", "context", "end_time", "events", "name", "parent", "start_time")
+
+    instrumentation_scope = SCOPE
+
+    def __init__(
+        self,
+        name: str,
+        attributes: Mapping[str, object],
+        *,
+        start_ns: int,
+        end_ns: int,
+        context: SpanContext | None,
+        parent: SpanContext | None = None,
+        events: Sequence[DirectEvent] = (),
+    ) -> None:
+        self.name = name
+        self.attributes = attributes
+        self.start_time = start_ns
+        self.end_time = end_ns
+        self.context = context
+        self.parent = parent
+        self.events = events
+
+    def get_span_context(self) -> SpanContext | None:
+        """The span's own context (None when it had no valid one)."""
+        return self.context
+
+
 # The module-level generator, not a private one: it is reseeded in forked children.
 def _new_span_id() -> int:
     span_id = random.getrandbits(64)

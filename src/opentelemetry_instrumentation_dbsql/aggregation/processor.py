@@ -31,7 +31,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from time import monotonic
-from typing import Final
+from typing import Final, cast
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
@@ -42,6 +42,7 @@ from opentelemetry_instrumentation_dbsql import attributes as A
 from opentelemetry_instrumentation_dbsql.aggregation import _values as V
 from opentelemetry_instrumentation_dbsql.aggregation.batcher import RecordBatcher
 from opentelemetry_instrumentation_dbsql.aggregation.config import AggregationConfig, resolve_config
+from opentelemetry_instrumentation_dbsql.aggregation.direct import DirectSpan
 from opentelemetry_instrumentation_dbsql.aggregation.pending import (
     BatchStatementItem,
     ConnectionItem,
@@ -176,21 +177,32 @@ class StatementAggregationProcessor(SpanProcessor):
             if attrs is None:
                 self._count_ignored()
                 return
-            role = attrs.get(A.SPAN_ROLE)
-            handler = self._handlers.get(role) if type(role) is str else None
-            if handler is None:
-                self._count_ignored()
-                return
-            if self._closed:
-                with self._counter_lock:
-                    self._after_shutdown += 1
-                return
-            if not self._started:
-                self._started = True
-                self._batcher.start()  # the idle sweep runs before any record exists
-            handler(span, attrs)
+            self._dispatch(span, attrs)
         except Exception:
             self._count_error()
+
+    def on_end_direct(self, span: DirectSpan) -> None:
+        """Account for a span of this package that the SDK did not hand to this processor
+        (sampled out, no SDK, another provider): the instrumentation calls this itself."""
+        try:
+            self._dispatch(cast(ReadableSpan, span), span.attributes)
+        except Exception:
+            self._count_error()
+
+    def _dispatch(self, span: ReadableSpan, attrs: V.Attrs) -> None:
+        role = attrs.get(A.SPAN_ROLE)
+        handler = self._handlers.get(role) if type(role) is str else None
+        if handler is None:
+            self._count_ignored()
+            return
+        if self._closed:
+            with self._counter_lock:
+                self._after_shutdown += 1
+            return
+        if not self._started:
+            self._started = True
+            self._batcher.start()  # the idle sweep runs before any record exists
+        handler(span, attrs)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export every record completed before the call; False if the deadline passed first.

@@ -110,6 +110,9 @@ class StatementState:
             )
         else:
             chunks = ChunkDetails(initial, slowest, present, iterated, download)
+        returned_rows = count(rg(A.DB_RESPONSE_RETURNED_ROWS))
+        if returned_rows is None:  # a result that arrived whole is counted on the STATEMENT span
+            returned_rows = count(sg(A.DB_RESPONSE_RETURNED_ROWS))
         return StatementRecord(
             session_id=session_id,
             statement_id=self.key,
@@ -125,7 +128,7 @@ class StatementState:
             retry_count=(count(sg(A.RETRY_COUNT)) or 0) + (count(rg(A.RETRY_COUNT)) or 0),
             result_format=V.as_str(sg(A.RESULT_FORMAT)) or V.as_str(rg(A.RESULT_FORMAT)),
             compressed=compressed if type(compressed) is bool else None,
-            returned_rows=count(rg(A.DB_RESPONSE_RETURNED_ROWS)),
+            returned_rows=returned_rows,
             rows_modified=count(sg(A.ROWS_MODIFIED)),
             result_bytes=V.add(count(sg(A.RESULT_BYTES)), count(rg(A.RESULT_BYTES))),
             fetch_round_trips=count(rg(A.RESULT_FETCH_ROUND_TRIPS)) or 0,

@@ -424,7 +424,6 @@ def _abandon_async(instance: Any) -> None:
         recorder = tracker.statement_recorder
         recorder.set(attr.STATEMENT_ID, _safe_query_id(instance))
         recorder.set(attr.SESSION_ID, tracker.connection.session_id)
-        recorder.set(attr.RESULT_OPEN, False)
         recorder.set(attr.CANCELLED, tracker.cancelled or None)
         recorder.set(attr.POLL_COUNT, tracker.poll_count)
         tracker.result_done = True

@@ -32,6 +32,9 @@ SUPPRESS_HTTP_KEY: str = getattr(
 )
 _PARAM_VALUE_LIMIT = 256
 
+# Queues that hold a whole inline result (4.x Thrift and SEA).
+_INLINE_QUEUES = frozenset({"ArrowQueue", "ColumnQueue", "JsonQueue"})
+
 _FORMAT_BY_QUEUE = {
     "ColumnQueue": "COLUMNAR_INLINE",
     "ArrowQueue": "INLINE_ARROW",
@@ -51,7 +54,8 @@ def connection_state(connection: object) -> ConnectionState | None:
         state = connection.__dict__.get(CONNECTION_STATE_ATTR)
     except AttributeError:
         return None
-    if state is None:
+    if state is None or (state.runtime.global_enabled and state.runtime is not active_runtime()):
+        # Not seen yet, or adopted by an earlier instrument() that has since been undone.
         runtime = active_runtime()
         if runtime is None:
             return None
@@ -240,8 +244,50 @@ def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: st
         )
 
 
+def delivered_rows(result_set: object) -> int | None:
+    """The row count of a result that arrived whole with the execute response (nothing left on
+    the server, no CloudFetch links), else None: consuming it will take more round trips."""
+    try:
+        if getattr(result_set, "has_more_rows", True) is not False:
+            return None
+        results = getattr(result_set, "results", None)
+        if type(results).__name__ not in _INLINE_QUEUES:
+            return None
+        total = getattr(results, "n_valid_rows", None)
+        if total is None:
+            total = getattr(results, "num_rows", None)  # the SEA JSON queue
+        position = getattr(results, "cur_row_index", 0)
+        fetched = getattr(result_set, "_next_row_index", 0)
+        if type(total) is int and type(position) is int and type(fetched) is int:
+            return max(0, total - position) + fetched
+    except Exception as exc:
+        log_failure_once("delivered-rows", exc)
+    return None
+
+
+def _record_result_metrics(
+    tracker: StatementTracker, rows: int | None, total_bytes: int, retries: int
+) -> None:
+    """Returned rows, result chunks and bytes of a completed statement, and the retries of its
+    fetch phase (those of the execute phase were counted when it ended)."""
+    instruments = tracker.runtime.instruments
+    if rows is not None:
+        instruments.returned_rows.record(rows, tracker.metric_attributes)
+    chunks = tracker.inline_pages + tracker.chunk_downloads
+    connection = tracker.connection
+    if chunks:
+        instruments.chunks.add(chunks, connection.metric_key, connection.metric_attributes)
+    if total_bytes:
+        instruments.result_bytes.add(
+            total_bytes, connection.metric_key, connection.metric_attributes
+        )
+    if retries:
+        instruments.retries.add(retries, connection.metric_key, connection.metric_attributes)
+
+
 def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
-    """The statement's results are ready: end the STATEMENT span, hand over to RESULT."""
+    """The statement's results are ready: end the STATEMENT span. A result that arrived whole
+    completes the statement here; otherwise a RESULT span will cover its consumption."""
     try:
         end_ns = time.time_ns()
         recorder = tracker.statement_recorder
@@ -250,7 +296,7 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
         recorder.set(attr.STATEMENT_ID, statement_id)
         recorder.set(attr.SESSION_ID, tracker.connection.session_id)
         result_set = getattr(cursor, "active_result_set", None)
-        result_open = result_set is not None
+        rows: int | None = None
         if result_set is not None:
             describe_result(tracker, result_set)
             modified = getattr(result_set, "num_modified_rows", None)
@@ -259,6 +305,7 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
             status = getattr(result_set, "status", None)
             if getattr(status, "name", None) == "CANCELLED":
                 tracker.cancelled = True
+            rows = delivered_rows(result_set)
         error_type: str | None = None
         if tracker.cancelled:
             recorder.set(attr.CANCELLED, True)
@@ -266,17 +313,22 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
             recorder.mark_error("cancelled", "statement cancelled")
             error_type = "cancelled"
         _write_execute_totals(recorder, tracker)
-        recorder.set(attr.RESULT_OPEN, result_open)
+        result_follows = result_set is not None and rows is None and not tracker.cancelled
+        if result_follows:
+            recorder.set(attr.RESULT_OPEN, True)
+        else:
+            recorder.set(attr.DB_RESPONSE_RETURNED_ROWS, rows)
         tracker.ready_ns = end_ns
         recorder.end(end_ns)
         _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, error_type)
-        if result_set is not None:
+        if result_follows:
             try:
                 setattr(result_set, RESULT_TRACKER_ATTR, tracker)
-            except Exception:
-                tracker.result_done = True
-        else:
-            tracker.result_done = True
+                return
+            except Exception as exc:
+                log_failure_once("result-attach", exc)
+        tracker.result_done = True
+        _record_result_metrics(tracker, rows, tracker.result_bytes(), 0)
     except Exception as exc:
         log_failure_once("statement-finish", exc)
 
@@ -292,7 +344,6 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
         recorder.set(attr.SESSION_ID, tracker.connection.session_id)
         info = recorder.record_error(exc)
         _write_execute_totals(recorder, tracker)
-        recorder.set(attr.RESULT_OPEN, False)
         tracker.result_done = True
         recorder.end(end_ns)
         _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, info.error_type)
@@ -333,23 +384,12 @@ def finish_result(tracker: StatementTracker, result_set: object, reason: str) ->
             recorder.set(attr.RETRY_COUNT, tracker.retries - tracker.execute_retries)
         recorder.set(attr.RESULT_CLOSE_REASON, reason)
         recorder.end()
-        instruments = tracker.runtime.instruments
-        metric_attributes = tracker.metric_attributes
-        if isinstance(rows, int):
-            instruments.returned_rows.record(rows, metric_attributes)
-        chunks = tracker.inline_pages + tracker.chunk_downloads
-        connection = tracker.connection
-        if chunks:
-            instruments.chunks.add(chunks, connection.metric_key, connection.metric_attributes)
-        if total_bytes:
-            instruments.result_bytes.add(
-                total_bytes, connection.metric_key, connection.metric_attributes
-            )
-        fetch_retries = tracker.retries - tracker.execute_retries
-        if fetch_retries:
-            instruments.retries.add(
-                fetch_retries, connection.metric_key, connection.metric_attributes
-            )
+        _record_result_metrics(
+            tracker,
+            rows if isinstance(rows, int) else None,
+            total_bytes,
+            tracker.retries - tracker.execute_retries,
+        )
     except Exception as exc:
         log_failure_once("result-finish", exc)
 
