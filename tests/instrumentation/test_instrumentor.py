@@ -95,6 +95,29 @@ def test_after_uninstrument_nothing_is_recorded(warehouse: Any) -> None:
     assert telemetry.spans() == []
 
 
+def test_reinstrument_records_open_connections_with_the_new_providers(warehouse: Any) -> None:
+    first = make_telemetry()
+    conn = databricks.sql.connect(**warehouse.connect_kwargs())
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+        first.instrumentor.uninstrument()
+        second = make_telemetry()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT 2")
+                cursor.fetchall()
+        finally:
+            second.instrumentor.uninstrument()
+    finally:
+        conn.close()
+    assert [s.name for s in first.spans_by_role("STATEMENT")] == ["SELECT"]
+    (statement,) = second.spans_by_role("STATEMENT")
+    assert (statement.attributes or {})["db.query.text"] == "SELECT ?"
+    assert len(second.sink.statement_records) == 1  # the live processor, not the shut one
+
+
 def test_instrument_connection_only_that_connection(warehouse: Any) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
