@@ -16,6 +16,8 @@ from opentelemetry_instrumentation_dbsql.export.wire_format import (
     ConnectionContext,
     DriverConnectionParams,
     HostInfo,
+    encode_proto_log,
+    frontend_log,
 )
 from opentelemetry_instrumentation_dbsql.version import __version__
 from tests.export.helpers import connection_record, error_record, statement_record
@@ -241,6 +243,24 @@ def test_request_envelope_matches_telemetry_request() -> None:
     assert all(isinstance(item, str) for item in body["protoLogs"])
     ids = {decode(item)["frontend_log_event_id"] for item in body["protoLogs"]}
     assert len(ids) == 3
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        statement_record("s-1", "h.example.com", 443),
+        statement_record(None, "h.example.com", 443, error=error_record(), cancelled=True),
+        connection_record("s-2", "h.example.com", 443),
+    ],
+    ids=["statement", "failed-statement", "connection"],
+)
+def test_encoded_log_is_the_frontend_log(record: Any) -> None:
+    # Statements are encoded with the per-connection members spliced in as cached JSON.
+    encoded = decode(encode_proto_log(record, context()))
+    expected = json.loads(json.dumps(frontend_log(record, context())))
+    for log in (encoded, expected):
+        assert log.pop("frontend_log_event_id")
+    assert encoded == expected
 
 
 def test_connection_params_fields_are_model_fields() -> None:

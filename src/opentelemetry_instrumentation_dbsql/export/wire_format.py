@@ -194,8 +194,11 @@ def _chunk_details(record: StatementRecord) -> dict[str, int] | None:
     return details or None
 
 
-def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str, Any]:
-    """The ``TelemetryEvent`` of one statement."""
+def statement_event(
+    record: StatementRecord, ctx: ConnectionContext, *, with_context: bool = True
+) -> dict[str, Any]:
+    """The ``TelemetryEvent`` of one statement (``with_context=False``: without the members
+    that every event of the connection repeats)."""
     sql_operation = {
         "statement_type": _member(_STATEMENT_TYPES, record.statement_type),
         "is_compressed": record.compressed,
@@ -217,8 +220,10 @@ def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str
         {
             "session_id": _match(_IDENTIFIER, record.session_id),
             "sql_statement_id": _match(_IDENTIFIER, record.statement_id),
-            "system_configuration": system_configuration(ctx.driver_version),
-            "driver_connection_params": ctx.params.to_dict(),
+            "system_configuration": (
+                system_configuration(ctx.driver_version) if with_context else None
+            ),
+            "driver_connection_params": ctx.params.to_dict() if with_context else None,
             "auth_type": ctx.auth_type,
             "sql_operation": sql_operation,
             "error_info": _error_info(record.error, record.cancelled),
@@ -287,9 +292,41 @@ def frontend_log(record: TelemetryRecord, ctx: ConnectionContext) -> dict[str, A
     }
 
 
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@functools.lru_cache(maxsize=256)
+def _context_json(ctx: ConnectionContext) -> tuple[str, str]:
+    """The JSON of what every event of a connection repeats, encoded once per connection:
+    the members ``system_configuration`` and ``driver_connection_params`` (with a trailing
+    comma), and the user agent string."""
+    members = _dumps(
+        _prune(
+            {
+                "system_configuration": system_configuration(ctx.driver_version),
+                "driver_connection_params": ctx.params.to_dict(),
+            }
+        )
+    )
+    return members[1:-1] + ",", _dumps(ctx.user_agent)
+
+
 def encode_proto_log(record: TelemetryRecord, ctx: ConnectionContext) -> str:
-    """One element of ``protoLogs``: the frontend log as a JSON string."""
-    return json.dumps(frontend_log(record, ctx), separators=(",", ":"))
+    """One element of ``protoLogs``: the frontend log as a JSON string.
+
+    The same JSON as ``json.dumps(frontend_log(record, ctx))`` up to member order and the event
+    id. For statements, the members every event of a connection repeats are encoded once per
+    connection (they are most of the text).
+    """
+    if not isinstance(record, StatementRecord):
+        return _dumps(frontend_log(record, ctx))
+    members, user_agent = _context_json(ctx)
+    event = _dumps(statement_event(record, ctx, with_context=False))
+    return (
+        f'{{"frontend_log_event_id":"{uuid.uuid4()}","context":{{"client_context":'
+        f'{{"timestamp_millis":{_timestamp_ms(record.start_time_ns)},'
+        f'"user_agent":{user_agent}}}}},"entry":{{"sql_driver_log":{{{members}{event[1:]}}}}}'
+    )
 
 
 def encode_request(proto_logs: Sequence[str], upload_time_ms: int | None = None) -> bytes:
