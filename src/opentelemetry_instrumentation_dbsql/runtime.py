@@ -73,8 +73,10 @@ class Runtime:
         self._processor_wanted = self._user_sink
         self._lock = threading.Lock()
         self._attached_to: object | None = None
-        self._tracing_live = False
-        self._metrics_live = False
+        # Whether an SDK (any non-no-op) tracer / meter provider is in use; they only turn on.
+        # Without one, statements skip span creation, context attach and metric records.
+        self.tracing_live = False
+        self.metrics_live = False
 
     # --- is anybody listening? ---------------------------------------------------------------
     def _globals_unset(self) -> bool:
@@ -90,19 +92,19 @@ class Runtime:
         if self._globals_unset():
             return
         provider = self._tracer_provider or trace.get_tracer_provider()
-        if not self._tracing_live and not _is_noop_tracer_provider(provider):
-            self._tracing_live = True
+        if not self.tracing_live and not _is_noop_tracer_provider(provider):
+            self.tracing_live = True
             self._attach_processor(provider)
         meter_provider = self._meter_provider or metrics.get_meter_provider()
-        if not self._metrics_live and not _is_noop_meter_provider(meter_provider):
-            self._metrics_live = True
+        if not self.metrics_live and not _is_noop_meter_provider(meter_provider):
+            self.metrics_live = True
 
     def otel_live(self) -> bool:
         """True once an SDK tracer or meter provider is in use (it can only become true)."""
-        if self._tracing_live and self._metrics_live:
+        if self.tracing_live and self.metrics_live:
             return True
         self._refresh()
-        return self._tracing_live or self._metrics_live
+        return self.tracing_live or self.metrics_live
 
     def wants(self, export_active: bool) -> bool:
         """Whether a statement needs recording at all."""
@@ -114,7 +116,7 @@ class Runtime:
         if self._processor_wanted:
             return
         self._processor_wanted = True
-        if self._tracing_live:
+        if self.tracing_live:
             self._attach_processor(self._tracer_provider or trace.get_tracer_provider())
 
     def _attach_processor(self, provider: object) -> None:

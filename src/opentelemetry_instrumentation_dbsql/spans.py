@@ -61,13 +61,16 @@ class SpanRecorder:
         self.status_error: str | None = None
         self.ended = False
         self.parent = parent  # read only by the direct feed to the aggregation processor
-        self.span = runtime.tracer.start_span(
-            name,
-            context=parent,
-            kind=kind,
-            attributes=start_attributes,
-            start_time=self.start_ns,
-        )
+        if runtime.tracing_live or (runtime.otel_live() and runtime.tracing_live):
+            self.span: trace.Span = runtime.tracer.start_span(
+                name,
+                context=parent,
+                kind=kind,
+                attributes=start_attributes,
+                start_time=self.start_ns,
+            )
+        else:  # nobody records spans: only the aggregation processor reads this one
+            self.span = trace.INVALID_SPAN
 
     def context(self, base: Context | None = None) -> Context:
         """A context in which this span is the current span."""

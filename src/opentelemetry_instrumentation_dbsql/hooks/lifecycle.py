@@ -89,8 +89,12 @@ def should_record(state: ConnectionState | None) -> bool:
 
 def enter_context(recorder: SpanRecorder, tracker: StatementTracker) -> tuple[object, object]:
     """Make the span current (and HTTP spans suppressed) for the driver call."""
+    runtime = tracker.runtime
+    if not (runtime.tracing_live or runtime.metrics_live):
+        # No SDK: no span or HTTP telemetry of anyone's to parent or suppress.
+        return None, current_statement.set(tracker)
     ctx = recorder.context()
-    if tracker.runtime.options.suppress_http_spans:
+    if runtime.options.suppress_http_spans:
         ctx = otel_context.set_value(SUPPRESS_HTTP_KEY, True, ctx)
     return otel_context.attach(ctx), current_statement.set(tracker)
 
@@ -99,7 +103,8 @@ def exit_context(tokens: tuple[object, object]) -> None:
     """Undo ``enter_context``."""
     try:
         current_statement.reset(tokens[1])  # type: ignore[arg-type]
-        otel_context.detach(tokens[0])  # type: ignore[arg-type]
+        if tokens[0] is not None:
+            otel_context.detach(tokens[0])  # type: ignore[arg-type]
     except Exception as exc:
         log_failure_once("context-exit", exc)
 
@@ -224,6 +229,8 @@ def _write_execute_totals(recorder: SpanRecorder, tracker: StatementTracker) -> 
 
 
 def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: str | None) -> None:
+    if not tracker.runtime.metrics_live:
+        return
     instruments = tracker.runtime.instruments
     attributes = tracker.metric_attributes
     if error_type is not None:
@@ -270,6 +277,8 @@ def _record_result_metrics(
 ) -> None:
     """Returned rows, result chunks and bytes of a completed statement, and the retries of its
     fetch phase (those of the execute phase were counted when it ended)."""
+    if not tracker.runtime.metrics_live:
+        return
     instruments = tracker.runtime.instruments
     if rows is not None:
         instruments.returned_rows.record(rows, tracker.metric_attributes)
