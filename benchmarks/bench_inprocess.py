@@ -27,6 +27,9 @@ Arms (baseline in brackets):
                       [bare-off]
 ``dbapi-sdk``         the contrib dbapi instrumentation on the connection, same SDK set-up
                       [bare-off]
+``sdk-floor``         no instrumentation package: a bare wrapper on ``Cursor.execute`` making only
+                      the SDK calls this package must make for a ``SELECT 1`` (one span with its
+                      16 attributes, two histogram records), same SDK set-up [bare-off]
 ``dbsql-nosdk``       this package with no SDK, export off [bare-off]
 ``dbsql-export``      this package with no SDK, Databricks export forced on (the driver's own
                       telemetry is then off on the connection) [bare-off]; compared with
@@ -47,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_overhead import _sdk_providers, start_warehouse  # noqa: E402
+from bench_overhead import _sdk_providers, start_warehouse
 
 STATEMENT = "SELECT 1"
 
@@ -83,6 +86,60 @@ def _control() -> Callable[[], None]:
     return lambda: None
 
 
+def _sdk_floor(tracer_provider: Any, meter_provider: Any) -> Callable[[], Callable[[], None]]:
+    """Only the SDK calls that what this package must record costs, with nothing else: one
+    span with the attributes of a ``SELECT 1`` STATEMENT span and the two required histogram
+    records (duration, returned rows), from a bare wrapt wrapper on ``Cursor.execute``."""
+
+    def set_up() -> Callable[[], None]:
+        import wrapt
+        from databricks.sql import client
+        from opentelemetry.trace import SpanKind
+
+        tracer = tracer_provider.get_tracer("floor")
+        meter = meter_provider.get_meter("floor")
+        duration = meter.create_histogram("floor.duration", unit="s")
+        rows = meter.create_histogram("floor.rows")
+        start = {
+            "db.system.name": "databricks",
+            "server.address": "127.0.0.1",
+            "server.port": 443,
+            "db.namespace": "main|default",
+            "databricks.span.role": "STATEMENT",
+            "databricks.operation.type": "EXECUTE_STATEMENT",
+            "databricks.statement.type": "QUERY",
+            "db.query.text": "SELECT ?",
+            "db.query.summary": "SELECT",
+            "db.operation.name": "SELECT",
+        }
+        end = {
+            "databricks.statement.id": "d6a0e63e-56f8-489a-8055-4c8cc4ef6424",
+            "databricks.session.id": "1eac1453-b10c-4b89-80f9-b4247e7a0004",
+            "databricks.result.format": "INLINE_ARROW",
+            "databricks.result.compressed": True,
+            "databricks.result.bytes": 126,
+            "db.response.returned_rows": 1,
+        }
+        metric = {k: start[k] for k in list(start)[:4]} | {"db.operation.name": "SELECT"}
+
+        def execute(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            began = time.perf_counter()
+            span = tracer.start_span("SELECT", kind=SpanKind.CLIENT, attributes=dict(start))
+            try:
+                return wrapped(*args, **kwargs)
+            finally:
+                span.set_attributes(end)
+                span.end()
+                duration.record(time.perf_counter() - began, metric)
+                rows.record(1, metric)
+
+        original = client.Cursor.__dict__["execute"]
+        wrapt.wrap_function_wrapper(client, "Cursor.execute", execute)
+        return lambda: setattr(client.Cursor, "execute", original)
+
+    return set_up
+
+
 def _arms() -> dict[str, Arm]:
     tracer_provider, meter_provider = _sdk_providers()
     dbapi_tracer_provider, dbapi_meter_provider = _sdk_providers()
@@ -114,6 +171,7 @@ def _arms() -> dict[str, Arm]:
             off,
         ),
         Arm("dbapi-sdk", "bare-off", connect_kwargs=off, wrap=dbapi_wrap),
+        Arm("sdk-floor", "bare-off", _sdk_floor(tracer_provider, meter_provider), off),
         Arm("dbsql-nosdk", "bare-off", _instrumented(enable_telemetry=False), off),
         Arm("dbsql-export", "bare-off", _instrumented(force_enable_telemetry=True)),
     )
@@ -191,13 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\n{args.iterations} x execute({STATEMENT!r}) + fetchall() per arm and round,"
         f" {args.rounds} rounds, one process\n"
     )
-    header = f"{'arm':<14} {'CPU us':>8} {'thread us':>10} | {'CPU vs baseline':>22} {'thread vs':>10}"
+    header = (
+        f"{'arm':<14} {'CPU us':>8} {'thread us':>10} | {'CPU vs baseline':>22} {'thread vs':>10}"
+    )
     print(header)
     print("-" * len(header))
     deltas: dict[str, list[float]] = {}
     for name in order:
         arm = arms[name]
-        line = f"{name:<14} {statistics.median(cpu[name]):8.1f} {statistics.median(thread[name]):10.1f} |"
+        cpu_us, thread_us = statistics.median(cpu[name]), statistics.median(thread[name])
+        line = f"{name:<14} {cpu_us:8.1f} {thread_us:10.1f} |"
         if arm.baseline is not None:
             d = [a - b for a, b in zip(cpu[name], cpu[arm.baseline], strict=True)]
             dt = [a - b for a, b in zip(thread[name], thread[arm.baseline], strict=True)]
@@ -208,7 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print(line)
     print()
-    for mine, theirs in (("dbsql-sdk", "dbapi-sdk"), ("dbsql-export", "bare-native")):
+    for mine, theirs in (
+        ("dbsql-sdk", "dbapi-sdk"),
+        ("sdk-floor", "dbapi-sdk"),
+        ("dbsql-sdk", "sdk-floor"),
+        ("dbsql-export", "bare-native"),
+    ):
         if mine in deltas and theirs in deltas:
             paired = [a - b for a, b in zip(deltas[mine], deltas[theirs], strict=True)]
             ratio = statistics.median(deltas[mine]) / statistics.median(deltas[theirs])
