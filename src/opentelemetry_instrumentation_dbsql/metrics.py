@@ -2,16 +2,23 @@
 
 Only low-cardinality attributes are used: never a statement id, session id or query text.
 The Databricks counters are observable: statements add to plain in-process totals (a dict
-update under a lock), and the SDK reads the totals when it collects, so a statement pays for
-two histogram records instead of six measurements.
+update under a lock), and the SDK reads the totals when it collects. The two histogram records
+of each statement are deferred the same way: the statement appends them to a bounded buffer,
+and the observable counters' callbacks record them into the histograms at the start of every
+collection (before the SDK reads the histograms), so the application thread pays for an append
+instead of the SDK's attribute validation, hashing and aggregation.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
+
+from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 
 AttributeSet = tuple[tuple[str, str | bool | int | float], ...]
 
@@ -42,6 +49,46 @@ class CounterTotals:
         return [Observation(total, self._attributes[key]) for key, total in items]
 
 
+DEFERRED_LIMIT = 4096  # buffered records; the caller that fills the buffer records them all
+
+
+class DeferredRecords:
+    """Histogram records buffered until the SDK collects (thread-safe, bounded)."""
+
+    __slots__ = ("_buffer", "_limit")
+
+    def __init__(self, limit: int = DEFERRED_LIMIT) -> None:
+        self._buffer: deque[tuple[Histogram, float, Mapping[str, object], Context]] = deque()
+        self._limit = limit
+
+    def record(
+        self,
+        histogram: Histogram,
+        amount: float,
+        attributes: Mapping[str, object],
+        context: Context,
+    ) -> None:
+        """Buffer one record; ``attributes`` must not change afterwards. A full buffer (no
+        reader collecting) is recorded at once, so memory stays bounded and nothing is lost."""
+        buffer = self._buffer
+        buffer.append((histogram, amount, attributes, context))
+        if len(buffer) >= self._limit:
+            self.drain()
+
+    def drain(self) -> None:
+        """Record everything buffered into its histogram."""
+        pop = self._buffer.popleft
+        while True:
+            try:
+                histogram, amount, attributes, context = pop()
+            except IndexError:
+                return
+            try:
+                histogram.record(amount, attributes, context)  # type: ignore[arg-type]
+            except Exception as exc:
+                log_failure_once("metric-record", exc)
+
+
 OPERATION_DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 RETURNED_ROWS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
@@ -53,6 +100,7 @@ class Instruments:
         "chunks",
         "connection_count",
         "connection_create_time",
+        "deferred",
         "operation_duration",
         "polls",
         "result_bytes",
@@ -89,31 +137,45 @@ class Instruments:
             unit="{connection}",
             description="The number of connections that are currently open.",
         )
+        self.deferred = DeferredRecords()
         self.chunks = CounterTotals()
         self.result_bytes = CounterTotals()
         self.polls = CounterTotals()
         self.retries = CounterTotals()
         meter.create_observable_counter(
             "databricks.client.result.chunks",
-            callbacks=[self.chunks.observe],
+            callbacks=[self._after_drain(self.chunks.observe)],
             unit="{chunk}",
             description="Result chunks received (CloudFetch files and inline result pages).",
         )
         meter.create_observable_counter(
             "databricks.client.result.bytes",
-            callbacks=[self.result_bytes.observe],
+            callbacks=[self._after_drain(self.result_bytes.observe)],
             unit="By",
             description="Result bytes received on the wire.",
         )
         meter.create_observable_counter(
             "databricks.client.operation.status_polls",
-            callbacks=[self.polls.observe],
+            callbacks=[self._after_drain(self.polls.observe)],
             unit="{poll}",
             description="GetOperationStatus polls made while waiting for statements.",
         )
         meter.create_observable_counter(
             "databricks.client.retries",
-            callbacks=[self.retries.observe],
+            callbacks=[self._after_drain(self.retries.observe)],
             unit="{retry}",
             description="HTTP request retries made by the driver.",
         )
+
+    def _after_drain(
+        self, observe: Callable[[CallbackOptions], Iterable[Observation]]
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        # Every collection runs the observable callbacks before it reads the histograms: the
+        # deferred records land in the collection that follows them.
+        deferred = self.deferred
+
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            deferred.drain()
+            return observe(options)
+
+        return callback

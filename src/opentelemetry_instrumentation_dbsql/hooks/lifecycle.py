@@ -239,7 +239,8 @@ def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: st
         sqlstate = tracker.statement_recorder.end_attributes.get(attr.DB_RESPONSE_STATUS_CODE)
         if isinstance(sqlstate, str):
             attributes[attr.DB_RESPONSE_STATUS_CODE] = sqlstate
-    instruments.operation_duration.record(duration_s, attributes)
+    context = otel_context.get_current()  # for exemplars, as a direct record would take
+    instruments.deferred.record(instruments.operation_duration, duration_s, attributes, context)
     connection = tracker.connection
     if tracker.poll_count:
         instruments.polls.add(
@@ -281,7 +282,9 @@ def _record_result_metrics(
         return
     instruments = tracker.runtime.instruments
     if rows is not None:
-        instruments.returned_rows.record(rows, tracker.metric_attributes)
+        instruments.deferred.record(
+            instruments.returned_rows, rows, tracker.metric_attributes, otel_context.get_current()
+        )
     chunks = tracker.inline_pages + tracker.chunk_downloads
     connection = tracker.connection
     if chunks:
