@@ -6,6 +6,7 @@ import dataclasses
 import json
 import platform
 import sys
+import uuid
 from typing import Any
 
 import pytest
@@ -259,7 +260,9 @@ def test_encoded_log_is_the_frontend_log(record: Any) -> None:
     encoded = decode(encode_proto_log(record, context()))
     expected = json.loads(json.dumps(frontend_log(record, context())))
     for log in (encoded, expected):
-        assert log.pop("frontend_log_event_id")
+        event_id = log.pop("frontend_log_event_id")
+        assert str(uuid.UUID(event_id)) == event_id
+        assert uuid.UUID(event_id).version == 4
     assert encoded == expected
 
 

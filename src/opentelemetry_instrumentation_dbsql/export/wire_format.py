@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import locale
+import os
 import platform
 import re
 import sys
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +63,9 @@ def _prune(value: Mapping[str, Any]) -> dict[str, Any]:
     """Drop keys without a value (None, or an object left empty), recursively."""
     out: dict[str, Any] = {}
     for key, item in value.items():
-        kept = (_prune(item) or None) if isinstance(item, Mapping) else item
+        # Only the plain dicts built here are nested (a type test: isinstance on the Mapping
+        # ABC costs more than the rest of the loop).
+        kept = (_prune(item) or None) if type(item) is dict else item
         if kept is not None:
             out[key] = kept
     return out
@@ -272,6 +274,15 @@ def telemetry_event(record: TelemetryRecord, ctx: ConnectionContext) -> dict[str
     return connection_event(record, ctx)
 
 
+def _event_id() -> str:
+    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` gives, at a third of its cost."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _timestamp_ms(start_time_ns: int) -> int:
     if _MIN_EPOCH_NS <= start_time_ns <= _MAX_EPOCH_NS:
         return start_time_ns // 1_000_000
@@ -281,7 +292,7 @@ def _timestamp_ms(start_time_ns: int) -> int:
 def frontend_log(record: TelemetryRecord, ctx: ConnectionContext) -> dict[str, Any]:
     """The ``TelemetryFrontendLog`` wrapping one record's event."""
     return {
-        "frontend_log_event_id": str(uuid.uuid4()),
+        "frontend_log_event_id": _event_id(),
         "context": {
             "client_context": {
                 "timestamp_millis": _timestamp_ms(record.start_time_ns),
@@ -323,7 +334,7 @@ def encode_proto_log(record: TelemetryRecord, ctx: ConnectionContext) -> str:
     members, user_agent = _context_json(ctx)
     event = _dumps(statement_event(record, ctx, with_context=False))
     return (
-        f'{{"frontend_log_event_id":"{uuid.uuid4()}","context":{{"client_context":'
+        f'{{"frontend_log_event_id":"{_event_id()}","context":{{"client_context":'
         f'{{"timestamp_millis":{_timestamp_ms(record.start_time_ns)},'
         f'"user_agent":{user_agent}}}}},"entry":{{"sql_driver_log":{{{members}{event[1:]}}}}}'
     )
