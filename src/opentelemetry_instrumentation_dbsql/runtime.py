@@ -12,6 +12,10 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Span
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql.aggregation.direct import DirectEvent, DirectSpan
+from opentelemetry_instrumentation_dbsql.aggregation.processor import (
+    StatementAggregationProcessor,
+)
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.metrics import Instruments
 from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
@@ -144,11 +148,6 @@ class Runtime:
         if processor is None or not self._processor_wanted:
             return
         try:
-            from opentelemetry_instrumentation_dbsql.aggregation.direct import (
-                DirectEvent,
-                DirectSpan,
-            )
-
             context = recorder.span.get_span_context()
             parent = recorder.parent
             span = DirectSpan(
@@ -162,11 +161,12 @@ class Runtime:
                     if parent is not None
                     else None
                 ),
-                events=[DirectEvent(*event) for event in recorder.events],
+                events=[DirectEvent(*event) for event in recorder.events]
+                if recorder.events
+                else (),
             )
-            on_end_direct = getattr(processor, "on_end_direct", None)
-            if on_end_direct is not None:
-                on_end_direct(span)
+            if isinstance(processor, StatementAggregationProcessor):
+                processor.on_end_direct(span)
             else:
                 processor.on_end(cast("ReadableSpan", span))
         except Exception as exc:

@@ -7,7 +7,6 @@ change what the driver returns or raises.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 
 from opentelemetry import context as otel_context
@@ -178,8 +177,19 @@ def _name_of(operation_name: str | None, state: ConnectionState) -> str:
     return target or attr.DB_SYSTEM_VALUE
 
 
+def _hex_id(guid: bytes) -> str:
+    # str(uuid.UUID(bytes=guid)), which the driver's query_id returns, at a fifth of its cost.
+    h = guid.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def statement_id_of(cursor: object) -> str | None:
     """The statement id (``cursor.query_id``), also on releases without that property."""
+    guid = getattr(getattr(cursor, "active_command_id", None), "guid", None)
+    if type(guid) is bytes and len(guid) == 16:
+        return _hex_id(guid)
+    if type(guid) is str and guid:  # SEA statement ids are strings already
+        return guid
     try:
         value = getattr(cursor, "query_id", None)
     except Exception:
@@ -190,7 +200,7 @@ def statement_id_of(cursor: object) -> str | None:
         handle = getattr(cursor, "active_op_handle", None)
         guid = getattr(getattr(handle, "operationId", None), "guid", None)
         if isinstance(guid, bytes) and len(guid) == 16:
-            return str(uuid.UUID(bytes=guid))
+            return _hex_id(guid)
     except Exception as exc:
         log_failure_once("statement-id", exc)
     return None
