@@ -11,7 +11,9 @@ Three variants against the local warehouse, run interleaved, each timed from
 
 The driver caches the flag per host for 15 minutes, so its cache entry is dropped before each
 sample of the second variant, and the third variant uses a fresh sink (fresh flag cache) per
-sample. Run: ``.venv/bin/python benchmarks/bench_export.py [--runs N] [--delay S]``.
+sample. The order of the variants rotates every run and each sample starts after a pause
+(``--settle``), so that one variant's background work never lands in the next one's timing.
+Run: ``.venv/bin/python benchmarks/bench_export.py [--runs N] [--delay S] [--settle S]``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--delay", type=float, default=2.0, help="flag endpoint delay (s)")
+    parser.add_argument("--settle", type=float, default=0.3, help="pause before a sample (s)")
     args = parser.parse_args()
 
     with LocalWarehouse() as wh:
@@ -88,9 +91,13 @@ def main() -> None:
             "driver + register_connection (flag decides)": exporter,
         }
         results: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(args.runs):
-            for name, once in variants.items():
-                results[name].extend(sample(1, once))
+        names = list(variants)
+        for run in range(args.runs):
+            # The order rotates, and background work of one sample (the driver's telemetry
+            # flushing on close, a flag fetch still waiting) settles before the next one.
+            for name in names[run % len(names) :] + names[: run % len(names)]:
+                time.sleep(args.settle)
+                results[name].extend(sample(1, variants[name]))
         flag_requests = len(wh.feature_flags.requests)
         # Steady state: more connections to a host whose client and flag entry exist.
         known_host: list[float] = []
