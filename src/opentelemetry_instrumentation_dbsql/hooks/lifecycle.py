@@ -145,7 +145,9 @@ def begin_statement(
         attributes[attr.IS_ASYNC] = True
     summary: str | None = None
     operation_name: str | None = method_name
-    if operation is not None:
+    # Query text, summary and operation feed spans and metrics only (never the Databricks
+    # export): with no SDK provider in use, a statement skips analysing its SQL.
+    if operation is not None and (runtime.tracing_live or runtime.metrics_live):
         info = runtime.query_info(operation, parameterized=bool(parameters))
         summary = info.summary
         operation_name = info.operation_name or method_name
