@@ -30,6 +30,9 @@ Arms (baseline in brackets):
 ``span-floor``        no instrumentation package: a bare wrapper on ``Cursor.execute`` that makes
                       only the span this package makes for a ``SELECT 1`` (16 attributes), no
                       metric, same SDK set-up [bare-off]
+``wrapt-noop``        no instrumentation package: do-nothing wrapt wrappers on the four driver
+                      methods a ``SELECT 1`` goes through (execute, fetchall, result close, queue
+                      building): the floor of any wrapt-based instrumentation [bare-off]
 ``dbsql-nosdk``       this package with no SDK, export off [bare-off]
 ``dbsql-export``      this package with no SDK, Databricks export forced on (the driver's own
                       telemetry is then off on the connection) [bare-off]; compared with
@@ -133,6 +136,28 @@ def _span_floor(tracer_provider: Any) -> Callable[[], Callable[[], None]]:
     return set_up
 
 
+def _wrapt_noop() -> Callable[[], None]:
+    """Do-nothing wrapt wrappers on the four driver methods a ``SELECT 1`` passes through."""
+    import wrapt
+    from databricks.sql import client, result_set, utils
+
+    targets = [
+        (client.Cursor, "execute"),
+        (client.Cursor, "fetchall"),
+        (result_set.ResultSet, "close"),
+        (utils.ThriftResultSetQueueFactory, "build_queue"),
+    ]
+    originals = [(owner, name, vars(owner)[name]) for owner, name in targets]
+    for owner, name in targets:
+        wrapt.wrap_function_wrapper(owner, name, lambda w, _i, a, k: w(*a, **k))
+
+    def restore() -> None:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+    return restore
+
+
 def _arms() -> dict[str, Arm]:
     tracer_provider, meter_provider = _sdk_providers()
     dbapi_tracer_provider, dbapi_meter_provider = _sdk_providers()
@@ -165,6 +190,7 @@ def _arms() -> dict[str, Arm]:
         ),
         Arm("dbapi-sdk", "bare-off", connect_kwargs=off, wrap=dbapi_wrap),
         Arm("span-floor", "bare-off", _span_floor(tracer_provider), off),
+        Arm("wrapt-noop", "bare-off", _wrapt_noop, off),
         Arm("dbsql-nosdk", "bare-off", _instrumented(enable_telemetry=False), off),
         Arm("dbsql-export", "bare-off", _instrumented(force_enable_telemetry=True)),
     )
@@ -266,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("dbsql-sdk", "dbapi-sdk"),
         ("span-floor", "dbapi-sdk"),
         ("dbsql-sdk", "span-floor"),
+        ("dbsql-nosdk", "wrapt-noop"),
         ("dbsql-export", "bare-native"),
     ):
         if mine in deltas and theirs in deltas:
