@@ -13,6 +13,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql import runtime as _runtime
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.runtime import active_runtime
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
@@ -53,7 +54,7 @@ def connection_state(connection: object) -> ConnectionState | None:
         state = connection.__dict__.get(CONNECTION_STATE_ATTR)
     except AttributeError:
         return None
-    if state is None or (state.runtime.global_enabled and state.runtime is not active_runtime()):
+    if state is None or (state.runtime.global_enabled and state.runtime is not _runtime._active):
         # Not seen yet, or adopted by an earlier instrument() that has since been undone.
         runtime = active_runtime()
         if runtime is None:
@@ -80,10 +81,17 @@ def export_active(state: ConnectionState) -> bool:
 
 
 def should_record(state: ConnectionState | None) -> bool:
-    """Instrumentation on for this connection, not suppressed, and somebody listening."""
-    if state is None or not is_instrumentation_enabled():
+    """Instrumentation on for this connection, somebody listening, and not suppressed."""
+    # Cheapest first: with nobody listening (no SDK, no export) this is the whole cost of an
+    # instrumented call, so it reads attributes rather than calling through the API.
+    if state is None:
         return False
-    return state.runtime.wants(export_active(state))
+    runtime = state.runtime
+    if not (runtime.tracing_live and runtime.metrics_live) and not runtime.wants(
+        state.export_handle is not None and export_active(state)
+    ):
+        return False
+    return is_instrumentation_enabled()
 
 
 def enter_context(recorder: SpanRecorder, tracker: StatementTracker) -> tuple[object, object]:
