@@ -110,16 +110,14 @@ class Runtime:
         self._refresh()
         return self.tracing_live or self.metrics_live
 
+    def tracing_on(self) -> bool:
+        """True once an SDK tracer provider is in use (checked again while it is not)."""
+        if not self.tracing_live:
+            self._refresh()
+        return self.tracing_live
+
     def wants(self, export_active: bool) -> bool:
         """Whether a statement needs recording at all."""
-        if (
-            self._tracer_provider is None
-            and self._meter_provider is None
-            and getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None
-            and getattr(_metrics_internal, "_METER_PROVIDER", _UNKNOWN) is None
-        ):
-            # No provider given and none set globally: nothing can have become live.
-            return self.tracing_live or self.metrics_live or export_active or self._user_sink
         # otel_live() first: it also attaches the processor to the SDK provider once one exists.
         return self.otel_live() or export_active or self._user_sink
 

@@ -61,7 +61,7 @@ class SpanRecorder:
         self.status_error: str | None = None
         self.ended = False
         self.parent = parent  # read only by the direct feed to the aggregation processor
-        if runtime.tracing_live or (runtime.otel_live() and runtime.tracing_live):
+        if runtime.tracing_on():
             self.span: trace.Span = runtime.tracer.start_span(
                 name,
                 context=parent,

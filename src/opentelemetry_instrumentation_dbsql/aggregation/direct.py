@@ -1,12 +1,15 @@
-"""Build the ``ReadableSpan`` that the instrumentation feeds to the processor itself.
+"""Spans that the instrumentation feeds to the aggregation processor itself.
 
 The SDK passes a span to processors only when it records it. When the sampler dropped the
 span, or no SDK ``TracerProvider`` is configured, or the span came from a provider the
 aggregation processor is not attached to, the instrumentation calls
-``processor.on_end(make_readable_span(...))`` with the same attributes it would have set, so
+``processor.on_end_direct(DirectSpan(...))`` with the same attributes it would have set, so
 every statement still yields its record. It must do so only in those cases (for a recording
 span of the processor's own provider the SDK already calls ``on_end``): each span reaches the
 processor exactly once.
+
+``make_readable_span`` builds the SDK ``ReadableSpan`` of such a span instead, for callers that
+go through the public ``on_end``.
 
 A RESULT span of a statement that has no server statement id is matched to its STATEMENT span
 by parent span id: pass the STATEMENT span's context (``statement_span.get_span_context()``)

@@ -4,8 +4,8 @@ immutable record per statement and per session open/close, exported in batches t
 
 Sampling: the processor is attached to the SDK ``TracerProvider`` like any processor and sees
 every span the SDK records. A statement whose span is not recorded still needs its record, so
-the instrumentation feeds the processor itself, through ``on_end``, with a ``ReadableSpan``
-built by ``direct.make_readable_span``, exactly when the SDK will not: when ``span.is_recording()``
+the instrumentation feeds the processor itself, through ``on_end_direct``, with a plain
+``direct.DirectSpan``, exactly when the SDK will not: when ``span.is_recording()``
 is False (the sampler dropped it, or no SDK provider is configured) or when the span came from
 a provider this processor is not attached to. Each span therefore reaches the processor once
 (a STATEMENT or RESULT span fed twice anyway is counted as late and ignored).

@@ -83,13 +83,8 @@ def export_active(state: ConnectionState) -> bool:
 def should_record(state: ConnectionState | None) -> bool:
     """Instrumentation on for this connection, somebody listening, and not suppressed."""
     # Cheapest first: with nobody listening (no SDK, no export) this is the whole cost of an
-    # instrumented call, so it reads attributes rather than calling through the API.
-    if state is None:
-        return False
-    runtime = state.runtime
-    if not (runtime.tracing_live and runtime.metrics_live) and not runtime.wants(
-        state.export_handle is not None and export_active(state)
-    ):
+    # instrumented call.
+    if state is None or not state.runtime.wants(export_active(state)):
         return False
     return is_instrumentation_enabled()
 
