@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import random
 import sys
+import time
 import uuid
 from typing import Any
 
 import pytest
 from databricks.sql.telemetry.models import endpoint_models, event, frontend_logs
 
+from opentelemetry_instrumentation_dbsql.aggregation.records import ChunkDetails
 from opentelemetry_instrumentation_dbsql.export import wire_format
 from opentelemetry_instrumentation_dbsql.export.wire_format import (
     ConnectionContext,
@@ -264,6 +267,101 @@ def test_encoded_log_is_the_frontend_log(record: Any) -> None:
         assert str(uuid.UUID(event_id)) == event_id
         assert uuid.UUID(event_id).version == 4
     assert encoded == expected
+
+
+def _without_event_id(log: dict[str, Any]) -> dict[str, Any]:
+    event_id = log.pop("frontend_log_event_id")
+    assert str(uuid.UUID(event_id)) == event_id
+    assert uuid.UUID(event_id).version == 4
+    return log
+
+
+def _varied_records() -> list[Any]:
+    """Statement records with every optional value absent or present, errors, cancels."""
+    rng = random.Random(7)
+    records: list[Any] = []
+    chunk_fields = [f.name for f in dataclasses.fields(ChunkDetails)]
+    for index in range(300):
+        session_id = rng.choice([None, "01f0-a1b2", str(uuid.uuid4()), "bad id!"])
+        changes: dict[str, Any] = {
+            "statement_id": rng.choice([str(uuid.uuid4()), "span-00ab12cd34ef5678", "x y"]),
+            "statement_type": rng.choice(["QUERY", "METADATA", "UPDATE", "SQL", "bogus"]),
+            "operation_type": rng.choice(["EXECUTE_STATEMENT", "LIST_TABLES", "no good"]),
+            "result_format": rng.choice([None, "INLINE_ARROW", "EXTERNAL_LINKS", "JSON_X"]),
+            "compressed": rng.choice([None, True, False]),
+            "execute_latency_ms": rng.choice([0, 7, 123_456_789]),
+            "consumption_latency_ms": rng.choice([None, 0, 55]),
+            "poll_count": rng.randrange(0, 5),
+            "poll_latency_ms": rng.randrange(0, 900),
+            "retry_count": rng.randrange(0, 4),
+            "cancelled": rng.random() < 0.2,
+            "error": rng.choice(
+                [None, error_record(), error_record("syntax_error"), error_record("Bad Category")]
+            ),
+            "chunks": ChunkDetails(
+                **{name: rng.choice([None, 0, rng.randrange(1, 10_000)]) for name in chunk_fields}
+            ),
+            "start_time_ns": rng.choice([0, time.time_ns()]),
+        }
+        records.append(statement_record(session_id, "h.example.com", 443, **changes))
+        if index % 50 == 0:
+            records.append(connection_record("s-2", "h.example.com", 443))
+    return records
+
+
+def _hostile_context() -> ConnectionContext:
+    """Strings JSON must escape, in every per-connection member the event carries."""
+    return ConnectionContext(
+        driver_version='4.9.0 "beta" \\ ü',
+        user_agent='Agent/1.0 "quoted" \\ back\tslash \u00e9\u2603\x7f\n',
+        params=DriverConnectionParams(
+            http_path="/sql/1.0/warehouses/abc",
+            mode="THRIFT",
+            host_info=HostInfo('h"ost\\é', 443),
+            auth_flow="flow\x01\u2028",
+        ),
+        auth_type='pat "x"',
+    )
+
+
+def test_fast_statement_encoding_is_the_frontend_log_for_varied_records() -> None:
+    for ctx in (context(), _hostile_context()):
+        for record in _varied_records():
+            encoded = _without_event_id(decode(encode_proto_log(record, ctx)))
+            expected = _without_event_id(json.loads(json.dumps(frontend_log(record, ctx))))
+            if (
+                expected["context"]["client_context"]["timestamp_millis"]
+                != (encoded["context"]["client_context"]["timestamp_millis"])
+            ):  # a record without a valid start time is stamped with the current time
+                assert record.start_time_ns == 0
+                expected["context"]["client_context"] = encoded["context"]["client_context"]
+            assert encoded == expected
+
+
+def test_proto_log_literal_is_the_escaped_proto_log() -> None:
+    for ctx in (context(), _hostile_context()):
+        encoded_ctx = wire_format.encode_context(ctx)
+        for record in _varied_records():
+            literal = wire_format.proto_log_literal(record, encoded_ctx)
+            assert literal.isascii()
+            text = json.loads(literal)
+            assert isinstance(text, str)
+            fields = _without_event_id(decode(text))
+            expected = _without_event_id(decode(encode_proto_log(record, ctx)))
+            if record.start_time_ns == 0:
+                expected["context"] = fields["context"]
+            assert fields == expected
+
+
+def test_body_from_literals_is_the_body_from_proto_logs() -> None:
+    ctx = _hostile_context()
+    encoded_ctx = wire_format.encode_context(ctx)
+    records = _varied_records()[:20]
+    literals = [wire_format.proto_log_literal(r, encoded_ctx) for r in records]
+    body = wire_format.encode_literals(literals, upload_time_ms=99)
+    plain = [json.loads(literal) for literal in literals]
+    assert body == wire_format.encode_request(plain, upload_time_ms=99)
+    assert json.loads(body) == {"uploadTime": 99, "items": [], "protoLogs": plain}
 
 
 def test_connection_params_fields_are_model_fields() -> None:

@@ -66,8 +66,10 @@ from opentelemetry_instrumentation_dbsql.export.wire_format import (
     CLIENT_APP_NAME,
     ConnectionContext,
     DriverConnectionParams,
+    EncodedContext,
     HostInfo,
-    encode_proto_log,
+    encode_context,
+    proto_log_literal,
 )
 
 logger = logging.getLogger(__name__)
@@ -350,12 +352,21 @@ class ConnectionHandle:
         self.host_key = host_key
         self.decision = decision
         self.context = context
+        self._encoded: EncodedContext | None = None
         self.token = token
         self.client: HostTelemetryClient | None = None
         self.flag_lease: FlagLease | None = None
         # Outlives the lease: records that arrive after close still obey the flag.
         self.flag: FlagEntry | None = None
         self.closed = False
+
+    @property
+    def encoded_context(self) -> EncodedContext:
+        """``context`` encoded, on first use (by the export worker, not by ``connect()``)."""
+        encoded = self._encoded
+        if encoded is None:
+            encoded = self._encoded = encode_context(self.context)
+        return encoded
 
     @property
     def may_export(self) -> bool:
@@ -609,7 +620,7 @@ class DatabricksTelemetrySink:
                 routed.append((record, handle, client))
         for record, handle, client in routed:
             try:
-                proto_log = encode_proto_log(record, handle.context)
+                proto_log = proto_log_literal(record, handle.encoded_context)
             except Exception:
                 logger.debug("Telemetry record not encodable", exc_info=True)
                 self.stats.record_dropped(DropReason.ENCODE_ERROR)

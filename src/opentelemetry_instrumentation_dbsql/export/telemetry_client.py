@@ -35,7 +35,7 @@ from opentelemetry_instrumentation_dbsql.export.http_transport import (
 )
 from opentelemetry_instrumentation_dbsql.export.launcher import ThreadLauncher
 from opentelemetry_instrumentation_dbsql.export.stats import DropReason, ExportStats
-from opentelemetry_instrumentation_dbsql.export.wire_format import encode_request
+from opentelemetry_instrumentation_dbsql.export.wire_format import encode_literals
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,9 @@ class HostTelemetryClient:
 
     # -- records in ---------------------------------------------------------------------------
     def enqueue(self, proto_logs: Sequence[str], flag: FlagEntry | None = None) -> None:
-        """Queue serialized events; with ``flag`` they wait for (and obey) the server flag."""
+        """Queue serialized events (``protoLogs`` elements as JSON string literals, see
+        ``wire_format.proto_log_literal``); with ``flag`` they wait for (and obey) the server
+        flag."""
         if not proto_logs:
             return
         listen = False
@@ -425,7 +427,7 @@ class HostTelemetryClient:
             self.stats.record_dropped(DropReason.CREDENTIALS_ERROR, n, batch=True)
             return
         path = AUTH_PATH if authenticated else UNAUTH_PATH
-        body = encode_request(batch)
+        body = encode_literals(batch)
         retries = 0
         while True:
             deadline = self._current_deadline(deadline)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import locale
-import os
 import platform
+import random
 import re
 import sys
 import time
@@ -31,6 +31,11 @@ DRIVER_NAME = "Databricks SQL Python Connector"
 CLIENT_APP_NAME = f"opentelemetry-instrumentation-dbsql/{__version__}"
 
 _MODES = {"thrift": "THRIFT", "sea": "SEA"}
+
+_getrandbits = random.getrandbits
+# The version (4) and variant (RFC 4122) bits of a UUID, as a 128-bit integer.
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
 
 # Defence in depth: strings that come from records must look like what they are, so that a
 # producer bug can never put SQL text, a message or a path on the wire.
@@ -196,11 +201,8 @@ def _chunk_details(record: StatementRecord) -> dict[str, int] | None:
     return details or None
 
 
-def statement_event(
-    record: StatementRecord, ctx: ConnectionContext, *, with_context: bool = True
-) -> dict[str, Any]:
-    """The ``TelemetryEvent`` of one statement (``with_context=False``: without the members
-    that every event of the connection repeats)."""
+def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str, Any]:
+    """The ``TelemetryEvent`` of one statement."""
     sql_operation = {
         "statement_type": _member(_STATEMENT_TYPES, record.statement_type),
         "is_compressed": record.compressed,
@@ -222,10 +224,8 @@ def statement_event(
         {
             "session_id": _match(_IDENTIFIER, record.session_id),
             "sql_statement_id": _match(_IDENTIFIER, record.statement_id),
-            "system_configuration": (
-                system_configuration(ctx.driver_version) if with_context else None
-            ),
-            "driver_connection_params": ctx.params.to_dict() if with_context else None,
+            "system_configuration": system_configuration(ctx.driver_version),
+            "driver_connection_params": ctx.params.to_dict(),
             "auth_type": ctx.auth_type,
             "sql_operation": sql_operation,
             "error_info": _error_info(record.error, record.cancelled),
@@ -275,11 +275,12 @@ def telemetry_event(record: TelemetryRecord, ctx: ConnectionContext) -> dict[str
 
 
 def _event_id() -> str:
-    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` gives, at a third of its cost."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
+    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` gives, at a fifth of its cost.
+
+    An event id has to be unique, not secret: the interpreter's generator (reseeded in forked
+    children) serves, without a system call per event.
+    """
+    h = "%032x" % (_getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -304,22 +305,130 @@ def frontend_log(record: TelemetryRecord, ctx: ConnectionContext) -> dict[str, A
 
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+# A JSON string literal with everything outside printable ASCII escaped, as json.dumps writes it.
+_literal = json.encoder.encode_basestring_ascii
 
 
-@functools.lru_cache(maxsize=256)
-def _context_json(ctx: ConnectionContext) -> tuple[str, str]:
-    """The JSON of what every event of a connection repeats, encoded once per connection:
-    the members ``system_configuration`` and ``driver_connection_params`` (with a trailing
-    comma), and the user agent string."""
+@dataclass(frozen=True, slots=True)
+class EncodedContext:
+    """The JSON that every statement event of one connection repeats, encoded once: as it
+    appears in a frontend log, and escaped as it appears inside ``protoLogs``."""
+
+    context: ConnectionContext
+    members: str  # "system_configuration", "driver_connection_params", "auth_type", then ","
+    user_agent: str  # a JSON string
+    members_escaped: str
+    user_agent_escaped: str
+
+
+def encode_context(ctx: ConnectionContext) -> EncodedContext:
+    """Encode what every statement event of ``ctx`` repeats (once per connection)."""
     members = _dumps(
         _prune(
             {
                 "system_configuration": system_configuration(ctx.driver_version),
                 "driver_connection_params": ctx.params.to_dict(),
+                "auth_type": ctx.auth_type,
             }
         )
+    )[1:-1]
+    members = members + "," if members else ""
+    user_agent = _dumps(ctx.user_agent)
+    return EncodedContext(
+        ctx, members, user_agent, _literal(members)[1:-1], _literal(user_agent)[1:-1]
     )
-    return members[1:-1] + ",", _dumps(ctx.user_agent)
+
+
+_encode_context_cached = functools.lru_cache(maxsize=256)(encode_context)
+
+
+def _number(value: int | None) -> str | None:
+    if type(value) is int:
+        return str(value)
+    return None if value is None else _dumps(value)
+
+
+def _numbers(pairs: tuple[tuple[str, int | None], ...]) -> list[str]:
+    return [f'"{key}":{text}' for key, value in pairs if (text := _number(value)) is not None]
+
+
+def _statement_members(record: StatementRecord) -> str:
+    """The members of ``statement_event(record, ctx)`` that come from the record, as JSON
+    text without braces.
+
+    Written directly rather than through ``json``: every string in it is an identifier or an
+    enumeration that passed its pattern, so it holds no character that JSON escapes other than
+    its own quotes (``proto_log_literal`` relies on that).
+    """
+    members: list[str] = []
+    session_id = _match(_IDENTIFIER, record.session_id)
+    if session_id is not None:
+        members.append(f'"session_id":"{session_id}"')
+    statement_id = _match(_IDENTIFIER, record.statement_id)
+    if statement_id is not None:
+        members.append(f'"sql_statement_id":"{statement_id}"')
+    operation: list[str] = []
+    statement_type = _member(_STATEMENT_TYPES, record.statement_type)
+    if statement_type is not None:
+        operation.append(f'"statement_type":"{statement_type}"')
+    if type(record.compressed) is bool:
+        operation.append('"is_compressed":true' if record.compressed else '"is_compressed":false')
+    result_format = _member(_RESULT_FORMATS, record.result_format)
+    if result_format is not None:
+        operation.append(f'"execution_result":"{result_format}"')
+    retries = _number(record.retry_count)
+    if retries is not None:
+        operation.append(f'"retry_count":{retries}')
+    c = record.chunks
+    chunks = _numbers(
+        (
+            ("initial_chunk_latency_millis", c.initial_chunk_latency_ms),
+            ("slowest_chunk_latency_millis", c.slowest_chunk_latency_ms),
+            ("total_chunks_present", c.total_chunks_present),
+            ("total_chunks_iterated", c.total_chunks_iterated),
+            ("sum_chunks_download_time_millis", c.sum_chunks_download_time_ms),
+        )
+    )
+    if chunks:
+        operation.append(f'"chunk_details":{{{",".join(chunks)}}}')
+    latency = _numbers(
+        (
+            ("result_set_ready_latency_millis", record.execute_latency_ms),
+            ("result_set_consumption_latency_millis", record.consumption_latency_ms),
+        )
+    )
+    if latency:
+        operation.append(f'"result_latency":{{{",".join(latency)}}}')
+    detail = _numbers(
+        (
+            ("n_operation_status_calls", record.poll_count),
+            ("operation_status_latency_millis", record.poll_latency_ms),
+        )
+    )
+    operation_type = _match(_ENUM_NAME, record.operation_type)
+    if operation_type is not None:
+        detail.append(f'"operation_type":"{operation_type}"')
+    detail.append('"is_internal_call":false')
+    operation.append(f'"operation_detail":{{{",".join(detail)}}}')
+    members.append(f'"sql_operation":{{{",".join(operation)}}}')
+    error = _error_info(record.error, record.cancelled)
+    if error is not None:
+        members.append(f'"error_info":{{"error_name":"{error["error_name"]}","stack_trace":""}}')
+    latency_ms = _number(record.execute_latency_ms)
+    members.append(f'"operation_latency_ms":{"null" if latency_ms is None else latency_ms}')
+    return ",".join(members)
+
+
+def _statement_head(record: StatementRecord) -> str:
+    return (
+        f'{{"frontend_log_event_id":"{_event_id()}","context":{{"client_context":'
+        f'{{"timestamp_millis":{_timestamp_ms(record.start_time_ns)},"user_agent":'
+    )
+
+
+_ENTRY = '}},"entry":{"sql_driver_log":{'
+_ENTRY_ESCAPED = _ENTRY.replace('"', '\\"')
+_CLOSE = "}}}"
 
 
 def encode_proto_log(record: TelemetryRecord, ctx: ConnectionContext) -> str:
@@ -331,20 +440,39 @@ def encode_proto_log(record: TelemetryRecord, ctx: ConnectionContext) -> str:
     """
     if not isinstance(record, StatementRecord):
         return _dumps(frontend_log(record, ctx))
-    members, user_agent = _context_json(ctx)
-    event = _dumps(statement_event(record, ctx, with_context=False))
+    encoded = _encode_context_cached(ctx)
     return (
-        f'{{"frontend_log_event_id":"{_event_id()}","context":{{"client_context":'
-        f'{{"timestamp_millis":{_timestamp_ms(record.start_time_ns)},'
-        f'"user_agent":{user_agent}}}}},"entry":{{"sql_driver_log":{{{members}{event[1:]}}}}}'
+        f"{_statement_head(record)}{encoded.user_agent}{_ENTRY}{encoded.members}"
+        f"{_statement_members(record)}{_CLOSE}"
+    )
+
+
+def proto_log_literal(record: TelemetryRecord, encoded: EncodedContext) -> str:
+    """``encode_proto_log(record, encoded.context)`` as the JSON string literal that
+    ``encode_literals`` puts in ``protoLogs``: quoted, escaped, ASCII only.
+
+    Escaping a whole event costs about as much as writing it. Here the per-connection text
+    comes escaped from ``encoded``, and the per-statement text, which holds no backslash,
+    control or non-ASCII character (see ``_statement_members``), needs its quotes escaped only.
+    """
+    if not isinstance(record, StatementRecord):
+        return _literal(_dumps(frontend_log(record, encoded.context)))
+    head = _statement_head(record).replace('"', '\\"')
+    tail = _statement_members(record).replace('"', '\\"')
+    return (
+        f'"{head}{encoded.user_agent_escaped}{_ENTRY_ESCAPED}{encoded.members_escaped}'
+        f'{tail}{_CLOSE}"'
     )
 
 
 def encode_request(proto_logs: Sequence[str], upload_time_ms: int | None = None) -> bytes:
     """The POST body: ``{"uploadTime", "items": [], "protoLogs": [...]}`` as UTF-8 JSON."""
-    body = {
-        "uploadTime": int(time.time() * 1000) if upload_time_ms is None else upload_time_ms,
-        "items": [],
-        "protoLogs": list(proto_logs),
-    }
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return encode_literals([_literal(log) for log in proto_logs], upload_time_ms)
+
+
+def encode_literals(literals: Sequence[str], upload_time_ms: int | None = None) -> bytes:
+    """The POST body from ``protoLogs`` elements already written as JSON string literals
+    (``proto_log_literal``)."""
+    upload_time = int(time.time() * 1000) if upload_time_ms is None else upload_time_ms
+    body = f'{{"uploadTime":{upload_time},"items":[],"protoLogs":[{",".join(literals)}]}}'
+    return body.encode("ascii")
