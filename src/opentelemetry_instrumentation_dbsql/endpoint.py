@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,12 +23,12 @@ class Endpoint:
     catalog: str | None
     schema: str | None
     backend: str
+    # ``db.namespace``: ``catalog|schema`` with the parts that are known (every span names it).
+    namespace: str | None = field(init=False, repr=False, compare=False)
 
-    @property
-    def namespace(self) -> str | None:
-        """``db.namespace``: ``catalog|schema`` with the parts that are known."""
+    def __post_init__(self) -> None:
         parts = [p for p in (self.catalog, self.schema) if p]
-        return "|".join(parts) if parts else None
+        object.__setattr__(self, "namespace", "|".join(parts) if parts else None)
 
 
 def _split_host(value: str) -> tuple[str, int | None, str | None]:

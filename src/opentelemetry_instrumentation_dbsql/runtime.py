@@ -154,14 +154,15 @@ class Runtime:
         if processor is None or not self._processor_wanted:
             return
         try:
-            context = recorder.span.get_span_context()
+            own = recorder.span
+            context = None if own is trace.INVALID_SPAN else own.get_span_context()
             parent = recorder.parent
             span = DirectSpan(
                 recorder.name,
                 recorder.all_attributes(),
                 start_ns=recorder.start_ns,
                 end_ns=end_ns,
-                context=context if context.is_valid else None,
+                context=context if context is not None and context.is_valid else None,
                 parent=(
                     trace.get_current_span(parent).get_span_context()
                     if parent is not None

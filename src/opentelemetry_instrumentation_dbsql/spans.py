@@ -2,8 +2,8 @@
 
 The attributes are held in a plain dict while the span is open and written once at the end:
 that is cheaper than one SDK call per attribute, and it lets a span that the user's sampler
-dropped (or that no SDK recorded) still reach the aggregation processor, built as a
-``ReadableSpan`` from the same dict.
+dropped (or that no SDK recorded) still reach the aggregation processor, as a ``DirectSpan``
+over the same dict. Attributes set after ``end()`` are not recorded.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ class SpanRecorder:
         self.name = name
         self.start_ns = start_ns if start_ns is not None else time.time_ns()
         self.start_attributes = start_attributes
-        self.end_attributes: dict[str, AttributeValue] = {}
         self.events: list[tuple[str, dict[str, AttributeValue], int]] = []
         self.status_error: str | None = None
         self.ended = False
@@ -69,8 +68,12 @@ class SpanRecorder:
                 attributes=start_attributes,
                 start_time=self.start_ns,
             )
-        else:  # nobody records spans: only the aggregation processor reads this one
+            self.end_attributes: dict[str, AttributeValue] = {}
+        else:
+            # Nobody records spans: only the aggregation processor reads this one. No SDK saw
+            # the start attributes, so the end attributes join them in the same dict.
             self.span = trace.INVALID_SPAN
+            self.end_attributes = start_attributes
 
     def context(self, base: Context | None = None) -> Context:
         """A context in which this span is the current span."""
@@ -78,7 +81,7 @@ class SpanRecorder:
 
     def set(self, key: str, value: AttributeValue | None) -> None:
         """Set an attribute written at the end; None values are skipped."""
-        if value is not None:
+        if value is not None and not self.ended:
             self.end_attributes[key] = value
 
     def add_event(self, name: str, attributes: dict[str, AttributeValue]) -> None:
@@ -119,7 +122,9 @@ class SpanRecorder:
         end_time = end_ns if end_ns is not None else time.time_ns()
         span = self.span
         try:
-            if span.is_recording():
+            if span is trace.INVALID_SPAN:
+                pass  # no SDK span: nothing to end
+            elif span.is_recording():
                 if self.end_attributes:
                     span.set_attributes(self.end_attributes)
                 for name, event_attributes, timestamp in self.events:
@@ -137,6 +142,8 @@ class SpanRecorder:
 
     def all_attributes(self) -> Mapping[str, Any]:
         """Start and end attributes together."""
+        if self.end_attributes is self.start_attributes:
+            return self.start_attributes
         merged = dict(self.start_attributes)
         merged.update(self.end_attributes)
         return merged

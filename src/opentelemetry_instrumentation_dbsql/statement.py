@@ -91,6 +91,7 @@ class StatementTracker:
         "result_recorder",
         "retries",
         "round_trips",
+        "runtime",
         "statement_id",
         "statement_recorder",
         "summary",
@@ -105,6 +106,7 @@ class StatementTracker:
         summary: str | None,
     ) -> None:
         self.connection = connection
+        self.runtime: Runtime = connection.runtime  # what records this statement
         self.statement_recorder = recorder
         self.result_recorder: SpanRecorder | None = None
         self.operation_name = operation_name
@@ -140,11 +142,6 @@ class StatementTracker:
         self.chunk_slowest_ms = 0
         self.chunk_bytes = 0
         self.wire_bytes = 0
-
-    @property
-    def runtime(self) -> Runtime:
-        """The runtime this statement is recorded by."""
-        return self.connection.runtime
 
     def current_context(self) -> Context:
         """Context for child spans: the RESULT span once it exists, else the STATEMENT span."""

@@ -86,8 +86,9 @@ def build_queue(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: 
                 tracker.chunks_present += len(links)
                 if not links and fmt != "EXTERNAL_LINKS":
                     tracker.inline_pages += 1
-                batches = getattr(t_row_set, "arrowBatches", None) or ()
-                inline = sum(len(getattr(b, "batch", b"") or b"") for b in batches)
+                inline = 0
+                for batch in getattr(t_row_set, "arrowBatches", None) or ():
+                    inline += len(getattr(batch, "batch", b"") or b"")
                 if inline:
                     with tracker.lock:
                         tracker.inline_bytes += inline

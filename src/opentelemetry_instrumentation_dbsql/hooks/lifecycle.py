@@ -227,25 +227,29 @@ def describe_result(tracker: StatementTracker, result_set: object) -> None:
 
 def _write_execute_totals(recorder: SpanRecorder, tracker: StatementTracker) -> None:
     # Zero counts are left out: every attribute costs the SDK a validation, and absent reads
-    # as zero (to users and to the aggregation processor alike).
+    # as zero (to users and to the aggregation processor alike). Written to the dict directly:
+    # this runs for every statement, before the span ends.
+    end = recorder.end_attributes
     if tracker.poll_count:
-        recorder.set(attr.POLL_COUNT, tracker.poll_count)
-        recorder.set(attr.POLL_LATENCY_MS, tracker.poll_ns // 1_000_000)
+        end[attr.POLL_COUNT] = tracker.poll_count
+        end[attr.POLL_LATENCY_MS] = tracker.poll_ns // 1_000_000
     if tracker.retries:
-        recorder.set(attr.RETRY_COUNT, tracker.retries)
-    recorder.set(attr.RESULT_FORMAT, tracker.result_format)
-    recorder.set(attr.RESULT_COMPRESSED, tracker.compressed)
+        end[attr.RETRY_COUNT] = tracker.retries
+    if tracker.result_format is not None:
+        end[attr.RESULT_FORMAT] = tracker.result_format
+    if tracker.compressed is not None:
+        end[attr.RESULT_COMPRESSED] = tracker.compressed
     if tracker.chunks_present:
-        recorder.set(attr.RESULT_CHUNKS_PRESENT, tracker.chunks_present)
+        end[attr.RESULT_CHUNKS_PRESENT] = tracker.chunks_present
     tracker.execute_bytes = tracker.result_bytes()
     tracker.execute_retries = tracker.retries
     if tracker.execute_bytes:
-        recorder.set(attr.RESULT_BYTES, tracker.execute_bytes)
+        end[attr.RESULT_BYTES] = tracker.execute_bytes
 
 
 def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: str | None) -> None:
-    if not tracker.runtime.metrics_live:
-        return
+    """The statement's duration, polls and execute-phase retries (callers check
+    ``metrics_live`` first)."""
     instruments = tracker.runtime.instruments
     attributes = tracker.metric_attributes
     if error_type is not None:
@@ -292,9 +296,8 @@ def _record_result_metrics(
     tracker: StatementTracker, rows: int | None, total_bytes: int, retries: int
 ) -> None:
     """Returned rows, result chunks and bytes of a completed statement, and the retries of its
-    fetch phase (those of the execute phase were counted when it ended)."""
-    if not tracker.runtime.metrics_live:
-        return
+    fetch phase (those of the execute phase were counted when it ended). Callers check
+    ``metrics_live`` first."""
     instruments = tracker.runtime.instruments
     if rows is not None:
         instruments.deferred.record(
@@ -347,7 +350,9 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
             recorder.set(attr.DB_RESPONSE_RETURNED_ROWS, rows)
         tracker.ready_ns = end_ns
         recorder.end(end_ns)
-        _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, error_type)
+        metrics_live = tracker.runtime.metrics_live
+        if metrics_live:
+            _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, error_type)
         if result_follows:
             try:
                 setattr(result_set, RESULT_TRACKER_ATTR, tracker)
@@ -355,7 +360,8 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
             except Exception as exc:
                 log_failure_once("result-attach", exc)
         tracker.result_done = True
-        _record_result_metrics(tracker, rows, tracker.result_bytes(), 0)
+        if metrics_live:
+            _record_result_metrics(tracker, rows, tracker.result_bytes(), 0)
     except Exception as exc:
         log_failure_once("statement-finish", exc)
 
@@ -373,7 +379,8 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
         _write_execute_totals(recorder, tracker)
         tracker.result_done = True
         recorder.end(end_ns)
-        _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, info.error_type)
+        if tracker.runtime.metrics_live:
+            _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, info.error_type)
     except Exception as inner:
         log_failure_once("statement-fail", inner)
 
@@ -411,12 +418,13 @@ def finish_result(tracker: StatementTracker, result_set: object, reason: str) ->
             recorder.set(attr.RETRY_COUNT, tracker.retries - tracker.execute_retries)
         recorder.set(attr.RESULT_CLOSE_REASON, reason)
         recorder.end()
-        _record_result_metrics(
-            tracker,
-            rows if isinstance(rows, int) else None,
-            total_bytes,
-            tracker.retries - tracker.execute_retries,
-        )
+        if tracker.runtime.metrics_live:
+            _record_result_metrics(
+                tracker,
+                rows if isinstance(rows, int) else None,
+                total_bytes,
+                tracker.retries - tracker.execute_retries,
+            )
     except Exception as exc:
         log_failure_once("result-finish", exc)
 
