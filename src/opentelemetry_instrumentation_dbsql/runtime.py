@@ -83,17 +83,15 @@ class Runtime:
         self.metrics_live = False
 
     # --- is anybody listening? ---------------------------------------------------------------
-    def _globals_unset(self) -> bool:
-        """Cheap test that neither global provider was set (the public getters read the
-        environment on every call); False when it cannot tell."""
-        if self._tracer_provider is not None or self._meter_provider is not None:
-            return False
-        tracer_global = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
-        meter_global = getattr(_metrics_internal, "_METER_PROVIDER", _UNKNOWN)
-        return tracer_global is None and meter_global is None
-
     def _refresh(self) -> None:
-        if self._globals_unset():
+        # First a cheap test that neither global provider was set (the public getters read
+        # the environment on every call); it cannot tell when the private names are missing.
+        if (
+            self._tracer_provider is None
+            and self._meter_provider is None
+            and getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None
+            and getattr(_metrics_internal, "_METER_PROVIDER", _UNKNOWN) is None
+        ):
             return
         provider = self._tracer_provider or trace.get_tracer_provider()
         if not self.tracing_live and not _is_noop_tracer_provider(provider):

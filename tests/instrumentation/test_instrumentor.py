@@ -86,6 +86,24 @@ def test_suppress_instrumentation(warehouse: Any, telemetry: Telemetry) -> None:
     assert (statements[0].attributes or {})["db.query.text"] == "SELECT ?"
 
 
+def test_suppression_check_reads_the_keys_the_api_reads() -> None:
+    from opentelemetry import context as otel_context
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    from opentelemetry_instrumentation_dbsql.hooks import lifecycle
+
+    assert len(lifecycle._SUPPRESS_KEYS) == 2  # the one-lookup path is the one in use
+    assert lifecycle.instrumentation_enabled() is True
+    with suppress_instrumentation():
+        assert lifecycle.instrumentation_enabled() is is_instrumentation_enabled() is False
+    token = otel_context.attach(otel_context.set_value("suppress_instrumentation", True))
+    try:
+        assert lifecycle.instrumentation_enabled() is is_instrumentation_enabled() is False
+    finally:
+        otel_context.detach(token)
+    assert lifecycle.instrumentation_enabled() is True
+
+
 def test_after_uninstrument_nothing_is_recorded(warehouse: Any) -> None:
     telemetry = make_telemetry()
     telemetry.instrumentor.uninstrument()
