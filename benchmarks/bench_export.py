@@ -7,7 +7,12 @@ Three variants against the local warehouse, run interleaved, each timed from
 * driver with its native telemetry on (the default): it waits for the flag on connect;
 * driver with native telemetry off through ``native_telemetry_kwargs`` plus
   ``DatabricksTelemetrySink.register_connection`` with the server flag deciding: the flag is
-  fetched on a background thread, so connect() must not wait.
+  fetched on a background thread, so connect() must not wait;
+* the whole instrumentation: ``DbsqlInstrumentor().instrument()`` (no SDK, the server flag
+  deciding), then ``databricks.sql.connect``. A fresh ``instrument()`` per sample (untimed, as
+  an application does it once at start-up) has a fresh flag cache, so every sample's connect
+  is the host's first and starts the flag fetch; ``uninstrument()`` after the sample is not
+  timed either.
 
 The driver caches the flag per host for 15 minutes, so its cache entry is dropped before each
 sample of the second variant, and the third variant uses a fresh sink (fresh flag cache) per
@@ -27,6 +32,7 @@ from typing import Any
 import databricks.sql
 from databricks.sql.common.feature_flag import FeatureFlagsContextFactory
 
+from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
 from opentelemetry_instrumentation_dbsql.export.sink import (
     DatabricksTelemetrySink,
     native_telemetry_kwargs,
@@ -84,11 +90,19 @@ def main() -> None:
             register_times.append(end - registered)
             return end - start, conn
 
+        instrumentors: list[DbsqlInstrumentor] = []
+
+        def instrumented() -> tuple[float, Any]:
+            start = time.perf_counter()
+            conn = databricks.sql.connect(**base)
+            return time.perf_counter() - start, conn
+
         # Interleaved, so that a change in machine load affects every variant alike.
         variants = {
             "bare driver (native telemetry off)": bare,
             "driver, native telemetry on": native,
             "driver + register_connection (flag decides)": exporter,
+            "instrument() + connect (flag decides)": instrumented,
         }
         results: dict[str, list[float]] = {name: [] for name in variants}
         names = list(variants)
@@ -96,8 +110,15 @@ def main() -> None:
             # The order rotates, and background work of one sample (the driver's telemetry
             # flushing on close, a flag fetch still waiting) settles before the next one.
             for name in names[run % len(names) :] + names[: run % len(names)]:
+                if instrumentors:
+                    instrumentors.pop().uninstrument()  # the previous sample's, untimed
+                if variants[name] is instrumented:
+                    instrumentors.append(DbsqlInstrumentor())
+                    instrumentors[-1].instrument()
                 time.sleep(args.settle)
                 results[name].extend(sample(1, variants[name]))
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
         flag_requests = len(wh.feature_flags.requests)
         # Steady state: more connections to a host whose client and flag entry exist.
         known_host: list[float] = []
@@ -138,7 +159,7 @@ def main() -> None:
     )
     print(
         f"flag requests served: {flag_requests} "
-        "(driver: one per native sample, exporter: one per fresh sink)"
+        "(driver: one per native sample, exporter and instrument(): one per fresh sink)"
     )
 
 
