@@ -31,16 +31,19 @@ class Endpoint:
         object.__setattr__(self, "namespace", "|".join(parts) if parts else None)
 
 
-def _split_host(value: str) -> tuple[str, int | None, str | None]:
+def split_host(value: str) -> tuple[str | None, int | None, str]:
+    """``(host, port, scheme)`` of a server hostname as the driver takes it, with or without a
+    scheme (https by default): host lower-cased, None when there is none; port None when it
+    is absent or not a valid port; scheme lower-cased."""
     text = value.strip()
     if "://" not in text:
         text = "https://" + text
     parts = urlsplit(text)
     try:
         port = parts.port
-    except ValueError:
+    except ValueError:  # not a number, or out of range
         port = None
-    return (parts.hostname or value), port, parts.scheme or None
+    return parts.hostname, port, (parts.scheme or "https").lower()
 
 
 def warehouse_id_of(http_path: str) -> str | None:
@@ -51,11 +54,12 @@ def warehouse_id_of(http_path: str) -> str | None:
 
 def endpoint_of(server_hostname: str, http_path: str, kwargs: Mapping[str, Any]) -> Endpoint:
     """Derive the endpoint from ``connect()`` arguments without touching the network."""
-    address, port, scheme = _split_host(str(server_hostname))
+    host, port, scheme = split_host(str(server_hostname))
+    address = host or str(server_hostname)
     uri = kwargs.get("_connection_uri")
     if isinstance(uri, str) and uri:
-        uri_host, uri_port, uri_scheme = _split_host(uri)
-        address, port, scheme = uri_host, uri_port, uri_scheme
+        host, port, scheme = split_host(uri)
+        address = host or uri
     explicit_port = kwargs.get("_port")
     if port is None and isinstance(explicit_port, int):
         port = explicit_port

@@ -13,10 +13,11 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+from opentelemetry_instrumentation_dbsql.endpoint import split_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +43,8 @@ class Endpoint:
 
         A port written in ``server_hostname`` wins; otherwise ``port`` (the ``_port`` kwarg).
         """
-        text = server_hostname.strip().rstrip("/")
-        if "://" not in text:
-            text = f"https://{text}"
-        parts = urlsplit(text)
-        scheme = (parts.scheme or "https").lower()
-        host = (parts.hostname or "").lower()
-        try:
-            written_port = parts.port
-        except ValueError:  # not a number, or out of range
-            written_port = None
-        return cls(scheme=scheme, host=host, port=written_port or port)
+        host, written_port, scheme = split_host(server_hostname)
+        return cls(scheme=scheme, host=host or "", port=written_port or port)
 
 
 @dataclass(frozen=True, slots=True)
