@@ -1,7 +1,7 @@
 """Instructions per statement of each arm, counted by valgrind's callgrind, every thread included.
 
     .venv/bin/python benchmarks/bench_instructions.py [--statements N] [--windows K]
-        [--warmup W] [--arms a,b,...] [--keep DIR]
+        [--warmup W] [--arms a,b,...] [--keep DIR] [--cache-sim]
 
 CPU time per statement drifts by a few percent from round to round on a shared machine, which
 is the size of the differences between arms (``bench_inprocess.py`` shows the spread).
@@ -18,7 +18,10 @@ Work a window hands to a background thread (a batch exported every 100 statement
 in the next window; with windows of a multiple of 100 statements each window carries the same
 share on average. The table shows, per arm, the median over windows of instructions per
 statement and the difference from ``bare-off``. ``--keep DIR`` keeps the dumps
-(``DIR/<arm>.out.<n>``) for ``callgrind_annotate``.
+(``DIR/<arm>.out.<n>``) for ``callgrind_annotate``. ``--cache-sim`` also has callgrind simulate
+the first-level and last-level caches (a model of this machine's, with the threads run one at
+a time) and prints the misses per statement: instructions that miss the caches cost far more
+than others, which instruction counts alone do not show.
 
 Under valgrind the threads run one at a time and everything runs about 50 times slower, so
 timer-driven work (idle sweeps, periodic flushes) runs about 50 times more often per statement
@@ -117,23 +120,30 @@ def _worker(arm: str, kwargs: dict[str, Any], library: str, args: argparse.Names
     tear_down()
 
 
-def _totals(path: Path) -> tuple[str, int]:
+def _totals(path: Path) -> tuple[str, dict[str, int]]:
+    """The dump's trigger and its totals by event (``Ir``, and the cache events if simulated)."""
     text = path.read_text()
     trigger = re.search(r"^desc: Trigger: (.*)$", text, re.M)
-    total = re.search(r"^(?:totals|summary):\s+(\d+)", text, re.M)
-    if trigger is None or total is None:
-        raise RuntimeError(f"{path}: no trigger or totals line")
-    return trigger.group(1), int(total.group(1))
+    events = re.search(r"^events:\s+(.*)$", text, re.M)
+    total = re.search(r"^(?:totals|summary):\s+(.*)$", text, re.M)
+    if trigger is None or events is None or total is None:
+        raise RuntimeError(f"{path}: no trigger, events or totals line")
+    values = [int(v) for v in total.group(1).split()]
+    names = events.group(1).split()
+    padded = values + [0] * (len(names) - len(values))  # trailing zeros may be left out
+    return trigger.group(1), dict(zip(names, padded, strict=True))
 
 
 def _run_arm(
     arm: str, kwargs: dict[str, Any], library: Path, directory: Path, args: argparse.Namespace
-) -> list[float]:
+) -> list[dict[str, float]]:
+    """Per window: each event's count per statement."""
     out = directory / f"{arm}.out"
     command = [
         "valgrind",
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
+        f"--cache-sim={'yes' if args.cache_sim else 'no'}",
         sys.executable,
         __file__,
         "--worker",
@@ -151,11 +161,11 @@ def _run_arm(
     ]
     env = dict(os.environ, PYTHONHASHSEED="0")
     subprocess.run(command, check=True, env=env, capture_output=True)
-    per_statement: list[float] = []
+    per_statement: list[dict[str, float]] = []
     for path in sorted(directory.glob(f"{arm}.out.*"), key=lambda p: int(p.suffix[1:])):
-        label, total = _totals(path)
+        label, totals = _totals(path)
         if "window-" in label:
-            per_statement.append(total / args.statements)
+            per_statement.append({k: v / args.statements for k, v in totals.items()})
     if len(per_statement) != args.windows:
         raise RuntimeError(f"{arm}: {len(per_statement)} windows dumped, {args.windows} expected")
     return per_statement
@@ -169,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this directory")
+    parser.add_argument("--cache-sim", action="store_true", help="also count cache misses")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--kwargs", help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
@@ -185,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("valgrind") is None or shutil.which("gcc") is None:
         parser.error("needs valgrind and gcc on PATH")
     process, kwargs = start_warehouse()
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[dict[str, float]]] = {}
     try:
         with tempfile.TemporaryDirectory() as temp:
             directory = args.keep or Path(temp)
@@ -204,22 +215,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\ninstructions per execute({STATEMENT!r}) + fetchall(), every thread, median of"
         f" {args.windows} windows of {args.statements} statements\n"
     )
-    base = statistics.median(results["bare-off"])
+    instructions = {name: [w["Ir"] for w in results[name]] for name in names}
+    base = statistics.median(instructions["bare-off"])
     header = f"{'arm':<14} {'instructions':>13} {'vs bare-off':>12}   windows (millions)"
     print(header)
     print("-" * len(header))
     for name in names:
-        median = statistics.median(results[name])
-        windows = " ".join(f"{v / 1e6:.3f}" for v in results[name])
+        median = statistics.median(instructions[name])
+        windows = " ".join(f"{v / 1e6:.3f}" for v in instructions[name])
         print(f"{name:<14} {median:13,.0f} {median - base:+12,.0f}   {windows}")
     if "bare-native" in results and "dbsql-export" in results:
-        native = statistics.median(results["bare-native"]) - base
-        export = statistics.median(results["dbsql-export"]) - base
+        native = statistics.median(instructions["bare-native"]) - base
+        export = statistics.median(instructions["dbsql-export"]) - base
         print(
             f"\ndbsql-export vs bare-native: {export:+,.0f} against {native:+,.0f} instructions"
             f" per statement (ratio {export / native:.2f})"
         )
+    if args.cache_sim:
+        _print_misses(names, results)
     return 0
+
+
+def _print_misses(names: Sequence[str], results: dict[str, list[dict[str, float]]]) -> None:
+    groups = {
+        "L1 misses": ("I1mr", "D1mr", "D1mw"),
+        "LL misses": ("ILmr", "DLmr", "DLmw"),
+    }
+    medians = {
+        name: {
+            group: statistics.median(sum(w.get(e, 0.0) for e in events) for w in results[name])
+            for group, events in groups.items()
+        }
+        for name in names
+    }
+    print("\ncache misses per statement (simulated), median of the windows\n")
+    header = f"{'arm':<14}" + "".join(f" {g:>12} {'vs bare-off':>12}" for g in groups)
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        line = f"{name:<14}"
+        for group in groups:
+            value = medians[name][group]
+            line += f" {value:12,.0f} {value - medians['bare-off'][group]:+12,.0f}"
+        print(line)
 
 
 if __name__ == "__main__":

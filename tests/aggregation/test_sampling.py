@@ -132,3 +132,37 @@ def test_sampled_spans_are_not_double_counted(make_processor, sink: CollectingSi
     assert processor.force_flush(5000)
     assert len(sink.statement_records) == 1
     assert len([r for r in sink.records if isinstance(r, ConnectionRecord)]) == 1
+
+
+def test_span_with_no_sdk_reaches_the_processor_once_and_closes_at_end(
+    make_processor, sink: CollectingSink
+) -> None:
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import INVALID_SPAN, NoOpTracerProvider
+
+    from opentelemetry_instrumentation_dbsql.options import resolve_options
+    from opentelemetry_instrumentation_dbsql.runtime import Runtime
+    from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
+
+    processor = make_processor(sink, flush_interval_s=3600.0)
+    runtime = Runtime(
+        resolve_options({}, environ={}),
+        tracer_provider=NoOpTracerProvider(),
+        meter_provider=NoOpMeterProvider(),
+        processor=processor,
+    )
+    start = statement_attrs("d-1", **{A.SPAN_ROLE: A.ROLE_STATEMENT})
+    del start[A.RESULT_OPEN]  # a result that arrived whole: the statement completes here
+    recorder = SpanRecorder(runtime, "SELECT", start, start_ns=T0)
+    assert recorder.span is INVALID_SPAN
+    recorder.set(A.DB_RESPONSE_RETURNED_ROWS, 7)
+    recorder.end(T0 + 3_000_000)
+    recorder.set(A.ROWS_MODIFIED, 99)  # after end(): not recorded
+    recorder.end(T0 + 9_000_000)  # a second end() changes nothing
+    assert processor.force_flush(5000)
+    (record,) = sink.statement_records
+    assert record.statement_id == "d-1"
+    assert record.returned_rows == 7
+    assert record.rows_modified is None
+    assert record.execute_latency_ms == 3
+    assert processor.stats().spans_late == 0
