@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.instrumentation import utils as _instrumentation_utils
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
@@ -266,9 +267,11 @@ def _write_execute_totals(recorder: SpanRecorder, tracker: StatementTracker) -> 
         end[attr.RESULT_BYTES] = tracker.execute_bytes
 
 
-def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: str | None) -> None:
+def _record_metrics(
+    tracker: StatementTracker, duration_s: float, error_type: str | None, context: Context
+) -> None:
     """The statement's duration, polls and execute-phase retries (callers check
-    ``metrics_live`` first)."""
+    ``metrics_live`` first). ``context`` is the current one, for exemplars."""
     instruments = tracker.runtime.instruments
     attributes = tracker.metric_attributes
     if error_type is not None:
@@ -277,7 +280,6 @@ def _record_metrics(tracker: StatementTracker, duration_s: float, error_type: st
         sqlstate = tracker.statement_recorder.end_attributes.get(attr.DB_RESPONSE_STATUS_CODE)
         if isinstance(sqlstate, str):
             attributes[attr.DB_RESPONSE_STATUS_CODE] = sqlstate
-    context = otel_context.get_current()  # for exemplars, as a direct record would take
     instruments.deferred.record(instruments.operation_duration, duration_s, attributes, context)
     connection = tracker.connection
     if tracker.poll_count:
@@ -312,15 +314,15 @@ def delivered_rows(result_set: object) -> int | None:
 
 
 def _record_result_metrics(
-    tracker: StatementTracker, rows: int | None, total_bytes: int, retries: int
+    tracker: StatementTracker, rows: int | None, total_bytes: int, retries: int, context: Context
 ) -> None:
     """Returned rows, result chunks and bytes of a completed statement, and the retries of its
     fetch phase (those of the execute phase were counted when it ended). Callers check
-    ``metrics_live`` first."""
+    ``metrics_live`` first. ``context`` is the current one, for exemplars."""
     instruments = tracker.runtime.instruments
     if rows is not None:
         instruments.deferred.record(
-            instruments.returned_rows, rows, tracker.metric_attributes, otel_context.get_current()
+            instruments.returned_rows, rows, tracker.metric_attributes, context
         )
     chunks = tracker.inline_pages + tracker.chunk_downloads
     connection = tracker.connection
@@ -369,9 +371,10 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
             recorder.set(attr.DB_RESPONSE_RETURNED_ROWS, rows)
         tracker.ready_ns = end_ns
         recorder.end(end_ns)
-        metrics_live = tracker.runtime.metrics_live
-        if metrics_live:
-            _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, error_type)
+        # One read of the current context serves both records of a statement.
+        context = otel_context.get_current() if tracker.runtime.metrics_live else None
+        if context is not None:
+            _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, error_type, context)
         if result_follows:
             try:
                 setattr(result_set, RESULT_TRACKER_ATTR, tracker)
@@ -379,8 +382,8 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
             except Exception as exc:
                 log_failure_once("result-attach", exc)
         tracker.result_done = True
-        if metrics_live:
-            _record_result_metrics(tracker, rows, tracker.result_bytes(), 0)
+        if context is not None:
+            _record_result_metrics(tracker, rows, tracker.result_bytes(), 0, context)
     except Exception as exc:
         log_failure_once("statement-finish", exc)
 
@@ -399,7 +402,12 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
         tracker.result_done = True
         recorder.end(end_ns)
         if tracker.runtime.metrics_live:
-            _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, info.error_type)
+            _record_metrics(
+                tracker,
+                (end_ns - recorder.start_ns) / 1e9,
+                info.error_type,
+                otel_context.get_current(),
+            )
     except Exception as inner:
         log_failure_once("statement-fail", inner)
 
@@ -443,6 +451,7 @@ def finish_result(tracker: StatementTracker, result_set: object, reason: str) ->
                 rows if isinstance(rows, int) else None,
                 total_bytes,
                 tracker.retries - tracker.execute_retries,
+                otel_context.get_current(),
             )
     except Exception as exc:
         log_failure_once("result-finish", exc)
