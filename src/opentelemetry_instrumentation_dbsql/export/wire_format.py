@@ -25,6 +25,7 @@ from opentelemetry_instrumentation_dbsql.aggregation.records import (
     StatementRecord,
     TelemetryRecord,
 )
+from opentelemetry_instrumentation_dbsql.ids import uuid_text
 from opentelemetry_instrumentation_dbsql.version import __version__
 
 DRIVER_NAME = "Databricks SQL Python Connector"
@@ -280,8 +281,7 @@ def _event_id() -> str:
     An event id has to be unique, not secret: the interpreter's generator (reseeded in forked
     children) serves, without a system call per event.
     """
-    h = "%032x" % (_getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid_text("%032x" % (_getrandbits(128) & _UUID4_CLEAR | _UUID4_SET))
 
 
 def _timestamp_ms(start_time_ns: int) -> int:

@@ -16,6 +16,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql import runtime as _runtime
+from opentelemetry_instrumentation_dbsql.ids import uuid_text
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.runtime import active_runtime
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
@@ -202,17 +203,12 @@ def _name_of(operation_name: str | None, state: ConnectionState) -> str:
     return target or attr.DB_SYSTEM_VALUE
 
 
-def _hex_id(guid: bytes) -> str:
-    # str(uuid.UUID(bytes=guid)), which the driver's query_id returns, at a fifth of its cost.
-    h = guid.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def statement_id_of(cursor: object) -> str | None:
     """The statement id (``cursor.query_id``), also on releases without that property."""
     guid = getattr(getattr(cursor, "active_command_id", None), "guid", None)
     if type(guid) is bytes and len(guid) == 16:
-        return _hex_id(guid)
+        # str(uuid.UUID(bytes=guid)), which the driver's query_id returns, at a fifth of its cost
+        return uuid_text(guid.hex())
     if type(guid) is str and guid:  # SEA statement ids are strings already
         return guid
     try:
@@ -225,7 +221,7 @@ def statement_id_of(cursor: object) -> str | None:
         handle = getattr(cursor, "active_op_handle", None)
         guid = getattr(getattr(handle, "operationId", None), "guid", None)
         if isinstance(guid, bytes) and len(guid) == 16:
-            return _hex_id(guid)
+            return uuid_text(guid.hex())
     except Exception as exc:
         log_failure_once("statement-id", exc)
     return None
