@@ -349,12 +349,7 @@ def _number(value: int | None) -> str | None:
 
 
 def _numbers(pairs: tuple[tuple[str, int | None], ...]) -> list[str]:
-    # _number(), inlined for the common case of an int.
-    return [
-        f'"{key}":{value}' if type(value) is int else f'"{key}":{_dumps(value)}'
-        for key, value in pairs
-        if value is not None
-    ]
+    return [f'"{key}":{text}' for key, value in pairs if (text := _number(value)) is not None]
 
 
 def _statement_members(record: StatementRecord) -> str:
