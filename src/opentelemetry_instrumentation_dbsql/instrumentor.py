@@ -86,11 +86,11 @@ class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def instrument(self, **kwargs: Any) -> None:
         """Validate the options first, so a bad one raises ``ValueError`` before anything else."""
-        resolve_options(_option_kwargs(kwargs))
+        resolve_options(kwargs)
         super().instrument(**kwargs)
 
     def _instrument(self, **kwargs: Any) -> None:
-        options = resolve_options(_option_kwargs(kwargs))
+        options = resolve_options(kwargs)
         processor, exporter = _build_pipeline(
             options, kwargs.get("record_sink"), kwargs.get("meter_provider")
         )
@@ -120,7 +120,7 @@ class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         Accepts the same options as ``instrument()``; it works without a global
         ``instrument()`` too.
         """
-        options = resolve_options(_option_kwargs(kwargs))
+        options = resolve_options(kwargs)
         from opentelemetry_instrumentation_dbsql.hooks.connection import adopt_connection
 
         runtime = active_runtime()
@@ -155,10 +155,6 @@ class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 if adopted is not None:
                     adopted.enabled = False
         return connection
-
-
-def _option_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in kwargs.items() if k not in ("record_sink", "timeout_s")}
 
 
 def _shutdown_runtime(runtime: Runtime, timeout_s: float) -> None:

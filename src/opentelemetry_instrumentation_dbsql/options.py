@@ -9,6 +9,7 @@ unset.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -22,6 +23,8 @@ QUERY_TEXT_MODES: Final = ("sanitized", "raw", "off")
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
+_BOOLEAN_VALUES: Final = "true | false (also 1 | 0, yes | no, on | off)"
+_TRISTATE_VALUES: Final = "true | false (also 1 | 0, yes | no, on | off) | unset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +69,21 @@ OPTION_SPECS: Final[tuple[OptionSpec, ...]] = (
         "capture_parameters",
         "OTEL_PYTHON_DBSQL_CAPTURE_PARAMETERS",
         False,
-        "true | false",
+        _BOOLEAN_VALUES,
         "Record bound parameter values as db.query.parameter.<key>.",
     ),
     OptionSpec(
         "propagate_trace_context",
         "OTEL_PYTHON_DBSQL_PROPAGATE_TRACE_CONTEXT",
         False,
-        "true | false",
+        _BOOLEAN_VALUES,
         "Add the traceparent (and the statement tags) to each statement's Databricks query_tags.",
     ),
     OptionSpec(
         "suppress_http_spans",
         "OTEL_PYTHON_DBSQL_SUPPRESS_HTTP_SPANS",
         True,
-        "true | false",
+        _BOOLEAN_VALUES,
         "Suppress urllib3 client spans for the driver's own HTTP calls.",
     ),
     OptionSpec(
@@ -94,7 +97,7 @@ OPTION_SPECS: Final[tuple[OptionSpec, ...]] = (
         "enable_telemetry",
         "OTEL_PYTHON_DBSQL_ENABLE_TELEMETRY",
         None,
-        "true | false | unset",
+        _TRISTATE_VALUES,
         "Databricks telemetry export: true = on when the server flag is on, false = off, "
         "unset = the server flag decides.",
     ),
@@ -102,14 +105,14 @@ OPTION_SPECS: Final[tuple[OptionSpec, ...]] = (
         "force_enable_telemetry",
         "OTEL_PYTHON_DBSQL_FORCE_ENABLE_TELEMETRY",
         False,
-        "true | false",
+        _BOOLEAN_VALUES,
         "Databricks telemetry export on without asking the server.",
     ),
     OptionSpec(
         "keep_native_telemetry",
         "OTEL_PYTHON_DBSQL_KEEP_NATIVE_TELEMETRY",
         False,
-        "true | false",
+        _BOOLEAN_VALUES,
         "Leave the connector's own telemetry on while this package exports.",
     ),
     OptionSpec(
@@ -229,8 +232,31 @@ _PARSERS: Final[Mapping[str, Callable[[object], Any]]] = {
     "aggregation_idle_timeout": _float_in(0.001, 604_800.0),
 }
 
-# Keywords BaseInstrumentor and opentelemetry-instrument pass that are not options.
-_PASSTHROUGH: Final = frozenset({"tracer_provider", "meter_provider", "skip_dep_check"})
+# Keywords that are not options of this package but reach ``instrument()``: the providers and the
+# record sink it takes, the loader's own (``BaseInstrumentor.instrument`` pops ``skip_dep_check``
+# and ``raise_exception_on_conflict``, which opentelemetry-instrument 0.53b0-0.56b0 passes), and
+# ``uninstrument()``'s deadline.
+PASSTHROUGH_KEYWORDS: Final = frozenset(
+    {
+        "tracer_provider",
+        "meter_provider",
+        "record_sink",
+        "skip_dep_check",
+        "raise_exception_on_conflict",
+        "timeout_s",
+    }
+)
+_warned_keywords: set[str] = set()
+
+
+def _warn_unknown_keyword(key: str) -> None:
+    """Warn once per keyword; distros pass options meant for other instrumentations."""
+    if key in _warned_keywords:
+        return
+    _warned_keywords.add(key)
+    close = difflib.get_close_matches(key, [*_SPEC_BY_KEYWORD, *PASSTHROUGH_KEYWORDS], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    _logger.warning("Ignoring unknown keyword %r of DbsqlInstrumentor%s", key, hint)
 
 
 def _from_env(spec: OptionSpec, environ: Mapping[str, str]) -> tuple[bool, Any]:
@@ -253,17 +279,18 @@ def resolve_options(
 ) -> InstrumentationOptions:
     """Resolve keyword options over environment variables over defaults.
 
-    Raises ``ValueError`` for an unknown keyword or an invalid keyword value.
+    Raises ``ValueError`` for an invalid value of a known option; an unknown keyword is warned
+    about once, naming it, and ignored.
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for key, value in kwargs.items():
-        if key in _PASSTHROUGH:
+        if key in PASSTHROUGH_KEYWORDS:
             continue
         spec = _SPEC_BY_KEYWORD.get(key)
         if spec is None:
-            known = ", ".join(sorted(_SPEC_BY_KEYWORD))
-            raise ValueError(f"unknown option {key!r}: accepted options are {known}")
+            _warn_unknown_keyword(key)
+            continue
         try:
             values[key] = _PARSERS[key](value)
         except _Invalid:

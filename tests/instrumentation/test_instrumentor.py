@@ -174,8 +174,6 @@ def test_invalid_option_raises_value_error_naming_it() -> None:
         DbsqlInstrumentor().instrument(capture_query_text="everything")
     with pytest.raises(ValueError, match="max_query_text_length"):
         DbsqlInstrumentor().instrument(max_query_text_length=-1)
-    with pytest.raises(ValueError, match="unknown option 'capture_sql'"):
-        DbsqlInstrumentor().instrument(capture_sql=True)
     assert not DbsqlInstrumentor().is_instrumented_by_opentelemetry
 
 
