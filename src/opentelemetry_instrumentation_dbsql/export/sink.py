@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -63,7 +64,7 @@ from opentelemetry_instrumentation_dbsql.export.telemetry_client import (
     HostTelemetryClient,
 )
 from opentelemetry_instrumentation_dbsql.export.wire_format import (
-    CLIENT_APP_NAME,
+    USER_AGENT_PRODUCT,
     ConnectionContext,
     DriverConnectionParams,
     EncodedContext,
@@ -252,6 +253,50 @@ def host_key(endpoint: Endpoint) -> str:
     return f"{endpoint.host}:{endpoint.port}"
 
 
+# A ``server_hostname`` that is a workspace address: host (or [IPv6]), optional scheme and port.
+_HOST_URL = re.compile(
+    r"(?:https?://)?(?:[a-z0-9][a-z0-9.-]{0,252}|\[[0-9a-f:.]{2,45}\])(?::[0-9]{1,5})?/?",
+    re.IGNORECASE,
+)
+
+
+def _port_number(value: Any) -> int | None:
+    if isinstance(value, str) and value.isdecimal():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        return None
+    return value
+
+
+def _host_info(session: Any, kwargs: Mapping[str, Any], endpoint: Endpoint) -> HostInfo:
+    """``HostDetails`` as the connector reports them: ``server_hostname`` as the application
+    passed it, and the ``_port`` kwarg (443 by default). Anything beyond a scheme, host, port and
+    trailing slash is not sent: then the host name alone."""
+    given = getattr(session, "host", None) or kwargs.get("server_hostname")
+    host = given if isinstance(given, str) and _HOST_URL.fullmatch(given) else endpoint.host
+    port = _port_number(getattr(session, "port", None))
+    return HostInfo(host, port if port is not None else endpoint.port or 443)
+
+
+def _whole_seconds(value: Any) -> int | None:
+    """``_socket_timeout`` (seconds) as the integer the field holds; None for a fraction."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value)
+
+
+def _app_name(kwargs: Mapping[str, Any]) -> str | None:
+    """The name the application gives itself: ``user_agent_entry`` (or the deprecated
+    ``_user_agent_entry``), which the connector also puts in its User-Agent."""
+    value = kwargs.get("user_agent_entry")
+    if value is None:
+        value = kwargs.get("_user_agent_entry")
+    name = _short_str(value)
+    return name if name is not None and name.isprintable() else None
+
+
 def _connection_params(
     conn: Any,
     session: Any,
@@ -271,20 +316,15 @@ def _connection_params(
                 proxy_port = 8080
             proxy_info = HostInfo(parts.hostname, proxy_port)
     client_module = sys.modules.get("databricks.sql.client")
-    socket_timeout = kwargs.get("_socket_timeout")
     complex_types = _opt_bool(kwargs.get("_use_arrow_native_complex_types"))
     return DriverConnectionParams(
         http_path=str(getattr(session, "http_path", None) or kwargs.get("http_path") or ""),
         mode="SEA" if use_sea else "THRIFT",
-        host_info=HostInfo(endpoint.host, endpoint.port or 443),
+        host_info=_host_info(session, kwargs, endpoint),
         auth_mech=auth_mechanism(provider),
         auth_flow=auth_flow(provider),
-        # The model documents milliseconds; the kwarg is in seconds.
-        socket_timeout=(
-            int(socket_timeout * 1000)
-            if isinstance(socket_timeout, int | float) and not isinstance(socket_timeout, bool)
-            else None
-        ),
+        # Seconds, as the connector sends it (the model's comment says milliseconds).
+        socket_timeout=_whole_seconds(kwargs.get("_socket_timeout")),
         azure_workspace_resource_id=_short_str(kwargs.get("azure_workspace_resource_id")),
         azure_tenant_id=_short_str(kwargs.get("azure_tenant_id")),
         use_proxy=proxy is not None,
@@ -496,7 +536,7 @@ class DatabricksTelemetrySink:
         driver_agent = str(getattr(session, "useragent_header", "") or "")
         if not driver_agent:
             driver_agent = f"PyDatabricksSqlConnector/{_driver_version()}"
-        user_agent = f"{driver_agent} {CLIENT_APP_NAME}"
+        user_agent = f"{driver_agent} {USER_AGENT_PRODUCT}"
         spog: Mapping[str, str] = {}
         get_spog = getattr(session, "get_spog_headers", None)
         if callable(get_spog):
@@ -510,6 +550,7 @@ class DatabricksTelemetrySink:
             driver_version=driver_version,
             user_agent=user_agent,
             params=_connection_params(conn, session, kwargs, endpoint, proxy),
+            client_app_name=_app_name(kwargs),
         )
         decision = decide(kwargs, _options_mapping(options), self._environ)
         session_id = str(conn.get_session_id_hex())

@@ -1,8 +1,10 @@
 """Records to the Databricks frontend-log JSON that ``/telemetry-ext`` accepts.
 
 The event keys are those of the connector's own model classes
-(``databricks.sql.telemetry.models.event``). Only identifiers, enumerations and numbers are
-written: never SQL text, parameters, table names, error messages, tokens or URLs.
+(``databricks.sql.telemetry.models.event``), and the connection facts are those the connector
+reports. Only identifiers, enumerations, numbers and the connection's own settings are
+written: never SQL text, parameters, table names, error messages, tokens, or a URL other than
+the workspace address the application connected to.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import locale
+import os
 import platform
 import random
 import re
@@ -29,7 +32,9 @@ from opentelemetry_instrumentation_dbsql.ids import uuid_text
 from opentelemetry_instrumentation_dbsql.version import __version__
 
 DRIVER_NAME = "Databricks SQL Python Connector"
-CLIENT_APP_NAME = f"opentelemetry-instrumentation-dbsql/{__version__}"
+# What this package adds to the connector's User-Agent. It is not ``client_app_name``: that
+# names the application.
+USER_AGENT_PRODUCT = f"opentelemetry-instrumentation-dbsql/{__version__}"
 
 _MODES = {"thrift": "THRIFT", "sea": "SEA"}
 
@@ -77,12 +82,31 @@ def _prune(value: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _locale_name() -> str | None:
+    """The language the connector reports: ``locale.getlocale()[0]``, or else that of the
+    environment (what its ``locale.getdefaultlocale()[0]`` fallback reads, without that
+    deprecated call)."""
+    try:
+        name = locale.getlocale()[0]
+    except ValueError:
+        name = None
+    if name:
+        return name
+    for variable in ("LC_ALL", "LC_CTYPE", "LANG", "LANGUAGE"):
+        value = os.environ.get(variable)
+        if value:
+            if variable == "LANGUAGE":
+                value = value.split(":")[0]
+            code, _, modifier = locale.normalize(value).partition("@")
+            if "." in code:
+                return code.split(".")[0] or None
+            return code if modifier == "euro" else None
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def _system_configuration(driver_version: str) -> tuple[tuple[str, str], ...]:
-    try:
-        locale_name = locale.getlocale()[0]
-    except ValueError:
-        locale_name = None
+    locale_name = _locale_name()
     config = {
         "driver_name": DRIVER_NAME,
         "driver_version": driver_version,
@@ -94,19 +118,23 @@ def _system_configuration(driver_version: str) -> tuple[tuple[str, str], ...]:
         "runtime_vendor": platform.python_implementation(),
         "char_set_encoding": sys.getdefaultencoding(),
         "locale_name": locale_name,
-        "client_app_name": CLIENT_APP_NAME,
     }
     return tuple((k, v) for k, v in config.items() if v)
 
 
-def system_configuration(driver_version: str) -> dict[str, str]:
-    """``DriverSystemConfiguration``: connector version, Python, OS, and this package."""
-    return dict(_system_configuration(driver_version))
+def system_configuration(driver_version: str, client_app_name: str | None = None) -> dict[str, str]:
+    """``DriverSystemConfiguration``: connector version, Python, OS, and the application's name
+    when it gave one."""
+    config = dict(_system_configuration(driver_version))
+    if client_app_name:
+        config["client_app_name"] = client_app_name
+    return config
 
 
 @dataclass(frozen=True, slots=True)
 class HostInfo:
-    """``HostDetails``: a host name (never a URL) and a port."""
+    """``HostDetails``: the workspace address as the connection was given it (a host name,
+    or a scheme, host and port) and a port."""
 
     host_url: str
     port: int
@@ -167,6 +195,7 @@ class ConnectionContext:
     user_agent: str
     params: DriverConnectionParams
     auth_type: str | None = None
+    client_app_name: str | None = None  # the application's own name (``user_agent_entry``)
 
 
 def mode_for_backend(backend: str | None) -> str | None:
@@ -225,7 +254,7 @@ def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str
         {
             "session_id": _match(_IDENTIFIER, record.session_id),
             "sql_statement_id": _match(_IDENTIFIER, record.statement_id),
-            "system_configuration": system_configuration(ctx.driver_version),
+            "system_configuration": system_configuration(ctx.driver_version, ctx.client_app_name),
             "driver_connection_params": ctx.params.to_dict(),
             "auth_type": ctx.auth_type,
             "sql_operation": sql_operation,
@@ -252,7 +281,7 @@ def connection_event(record: ConnectionRecord, ctx: ConnectionContext) -> dict[s
     event = _prune(
         {
             "session_id": _match(_IDENTIFIER, record.session_id),
-            "system_configuration": system_configuration(ctx.driver_version),
+            "system_configuration": system_configuration(ctx.driver_version, ctx.client_app_name),
             "driver_connection_params": params,
             "auth_type": ctx.auth_type,
             "sql_operation": {
@@ -326,7 +355,7 @@ def encode_context(ctx: ConnectionContext) -> EncodedContext:
     members = _dumps(
         _prune(
             {
-                "system_configuration": system_configuration(ctx.driver_version),
+                "system_configuration": system_configuration(ctx.driver_version, ctx.client_app_name),
                 "driver_connection_params": ctx.params.to_dict(),
                 "auth_type": ctx.auth_type,
             }

@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    # Both installed explicitly: a process started in the background inherits SIGINT ignored
+    # (and Python then installs no KeyboardInterrupt handler), so Ctrl+C must not rely on it.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     with LocalWarehouse(
         port=args.port, tls=args.tls, host=args.host, access_token=args.token
     ) as wh:
@@ -44,10 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Connect with:\n")
         print(connect_snippet(wh))
         print("\nPress Ctrl+C to stop.", flush=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):
             pass
     print("Stopped.", flush=True)
     return 0
