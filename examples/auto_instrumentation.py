@@ -1,8 +1,8 @@
 """A plain application with no OpenTelemetry code: ``opentelemetry-instrument`` adds it all.
 
-Run::
+Run from the top directory of a checkout (the package is not on a package index yet)::
 
-    pip install "opentelemetry-instrumentation-dbsql[instruments]" opentelemetry-distro
+    pip install ".[instruments]" opentelemetry-distro
     export DATABRICKS_SERVER_HOSTNAME=adb-1234567890123456.7.azuredatabricks.net
     export DATABRICKS_HTTP_PATH=/sql/1.0/warehouses/abcdef0123456789
     export DATABRICKS_TOKEN=dapi...

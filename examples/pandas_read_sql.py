@@ -4,9 +4,9 @@ pandas runs the query on a connection of the engine, the dialect on ``databricks
 statement gets the same spans as any other (a ``SELECT trips`` statement span and a result
 span, inside the application's span).
 
-Run::
+Run from the top directory of a checkout (the package is not on a package index yet)::
 
-    pip install "opentelemetry-instrumentation-dbsql[instruments]" databricks-sqlalchemy pandas
+    pip install ".[instruments]" databricks-sqlalchemy pandas
     export DATABRICKS_SERVER_HOSTNAME=adb-1234567890123456.7.azuredatabricks.net
     export DATABRICKS_HTTP_PATH=/sql/1.0/warehouses/abcdef0123456789
     export DATABRICKS_TOKEN=dapi...

@@ -5,9 +5,9 @@ instrumentation sees every statement SQLAlchemy runs; no SQLAlchemy instrumentat
 needed (see ``examples/README.md`` for running it together with
 ``opentelemetry-instrumentation-sqlalchemy``).
 
-Run::
+Run from the top directory of a checkout (the package is not on a package index yet)::
 
-    pip install "opentelemetry-instrumentation-dbsql[instruments]" databricks-sqlalchemy
+    pip install ".[instruments]" databricks-sqlalchemy
     export DATABRICKS_SERVER_HOSTNAME=adb-1234567890123456.7.azuredatabricks.net
     export DATABRICKS_HTTP_PATH=/sql/1.0/warehouses/abcdef0123456789
     export DATABRICKS_TOKEN=dapi...

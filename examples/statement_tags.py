@@ -8,9 +8,9 @@ a query found in the warehouse's query history leads back to its trace. Tags the
 passes itself (``cursor.execute(..., query_tags=...)``) are kept; on equal keys they win.
 Propagation needs a connector release whose ``Cursor.execute`` accepts ``query_tags``.
 
-Run::
+Run from the top directory of a checkout (the package is not on a package index yet)::
 
-    pip install "opentelemetry-instrumentation-dbsql[instruments]"
+    pip install ".[instruments]"
     export DATABRICKS_SERVER_HOSTNAME=adb-1234567890123456.7.azuredatabricks.net
     export DATABRICKS_HTTP_PATH=/sql/1.0/warehouses/abcdef0123456789
     export DATABRICKS_TOKEN=dapi...
