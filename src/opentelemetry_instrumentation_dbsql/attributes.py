@@ -39,6 +39,7 @@ from typing import Final
 # Instrumentation scope name of every span this package creates; the aggregation processor
 # reads only spans of this scope.
 INSTRUMENTATION_SCOPE: Final = "opentelemetry.instrumentation.dbsql"
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.33.0"
 
 # --- stable semantic conventions -------------------------------------------------------------
 DB_SYSTEM_NAME: Final = "db.system.name"

@@ -11,14 +11,19 @@ instead of the SDK's attribute validation, hashing and aggregation.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
+from opentelemetry import metrics
 from opentelemetry.context import Context
-from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
 
+from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
+from opentelemetry_instrumentation_dbsql.version import __version__
 
 AttributeSet = tuple[tuple[str, str | bool | int | float], ...]
 
@@ -179,3 +184,38 @@ class Instruments:
             return observe(options)
 
         return callback
+
+
+class _GlobalProvider:
+    """Registry key of the API's global meter provider, whatever it resolves to over time."""
+
+
+_GLOBAL = _GlobalProvider()
+_registry_lock = threading.Lock()
+_registry: weakref.WeakKeyDictionary[object, Instruments] = weakref.WeakKeyDictionary()
+
+
+def instruments_for(meter_provider: MeterProvider | None) -> Instruments:
+    """The one set of instruments on ``meter_provider`` (``None``: the global one).
+
+    The SDK hands out one cached meter per provider and scope, keeps the first instrument of
+    each name and ignores the callbacks of a second observable instrument: a second set of
+    instruments on the same meter would count into totals nobody reads and buffer records
+    nobody drains. So every runtime on the same provider shares one set. The global provider
+    is one key: meters taken from the API's proxy before the SDK provider was set are bound to
+    that provider's meter once it is.
+    """
+    provider: object | None = meter_provider
+    if provider is None or provider is metrics.get_meter_provider():
+        provider = _GLOBAL
+    with _registry_lock:
+        found = _registry.get(provider)
+        if found is None:
+            meter = metrics.get_meter(
+                attr.INSTRUMENTATION_SCOPE, __version__, meter_provider, schema_url=attr.SCHEMA_URL
+            )
+            found = Instruments(meter)
+            # A provider that takes no weak reference gets a set of its own each time.
+            with contextlib.suppress(TypeError):
+                _registry[provider] = found
+        return found

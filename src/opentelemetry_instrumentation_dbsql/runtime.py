@@ -17,7 +17,7 @@ from opentelemetry_instrumentation_dbsql.aggregation.processor import (
     StatementAggregationProcessor,
 )
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
-from opentelemetry_instrumentation_dbsql.metrics import Instruments
+from opentelemetry_instrumentation_dbsql.metrics import instruments_for
 from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
 from opentelemetry_instrumentation_dbsql.query_text import QueryInfo, analyze, sanitize
 from opentelemetry_instrumentation_dbsql.version import __version__
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
     from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
-
-SCHEMA_URL = "https://opentelemetry.io/schemas/1.33.0"
 _UNKNOWN = object()
 _EMPTY_QUERY = QueryInfo(text=None, summary=None, operation_name=None, target=None)
 
@@ -60,12 +58,9 @@ class Runtime:
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self.tracer = trace.get_tracer(
-            attr.INSTRUMENTATION_SCOPE, __version__, tracer_provider, schema_url=SCHEMA_URL
+            attr.INSTRUMENTATION_SCOPE, __version__, tracer_provider, schema_url=attr.SCHEMA_URL
         )
-        meter = metrics.get_meter(
-            attr.INSTRUMENTATION_SCOPE, __version__, meter_provider, schema_url=SCHEMA_URL
-        )
-        self.instruments = Instruments(meter)
+        self.instruments = instruments_for(meter_provider)
         self.processor = processor
         self.exporter = exporter
         # A sink of the user's own takes every record; the Databricks exporter decides per

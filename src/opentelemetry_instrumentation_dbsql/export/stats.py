@@ -6,7 +6,9 @@ The counters are process-wide by default (``get_export_stats()``); a sink can be
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -126,32 +128,56 @@ def get_export_stats() -> ExportStatsSnapshot:
     return _GLOBAL_STATS.snapshot()
 
 
+class _PublishedStats:
+    """The counters one meter's export instruments read; the latest sink's on that meter."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: ExportStats) -> None:
+        self.source = source
+
+
+_published_lock = threading.Lock()
+_published: weakref.WeakKeyDictionary[Meter, _PublishedStats] = weakref.WeakKeyDictionary()
+
+
 def register_export_metrics(meter: Meter, stats: ExportStats | None = None) -> None:
-    """Publish ``stats`` (default: the process-wide counters) as observable instruments."""
-    source = stats if stats is not None else _GLOBAL_STATS
+    """Publish ``stats`` (default: the process-wide counters) as observable instruments.
+
+    The instruments are created once per meter: the SDK ignores the callbacks of a second
+    instrument of the same name, so a later sink on the same meter re-points the first ones.
+    """
+    with _published_lock:
+        published = _published.get(meter)
+        if published is not None:
+            published.source = stats if stats is not None else _GLOBAL_STATS
+            return
+        published = _PublishedStats(stats if stats is not None else _GLOBAL_STATS)
+        with contextlib.suppress(TypeError):  # a meter without weak references: not shared
+            _published[meter] = published
 
     def exported(_options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(source.snapshot().exported)]
+        return [Observation(published.source.snapshot().exported)]
 
     def dropped(_options: CallbackOptions) -> Iterable[Observation]:
-        snap = source.snapshot()
+        snap = published.source.snapshot()
         return [Observation(count, {"reason": reason}) for reason, count in snap.dropped.items()]
 
     def batches(_options: CallbackOptions) -> Iterable[Observation]:
-        snap = source.snapshot()
+        snap = published.source.snapshot()
         return [
             Observation(snap.batches_sent, {"outcome": "sent"}),
             Observation(snap.batches_failed, {"outcome": "failed"}),
         ]
 
     def attempts(_options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(source.snapshot().http_attempts)]
+        return [Observation(published.source.snapshot().http_attempts)]
 
     def retries(_options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(source.snapshot().retries)]
+        return [Observation(published.source.snapshot().retries)]
 
     def held(_options: CallbackOptions) -> Iterable[Observation]:
-        snap = source.snapshot()
+        snap = published.source.snapshot()
         return [
             Observation(snap.queued, {"state": "queued"}),
             Observation(snap.flag_pending, {"state": "flag_pending"}),
