@@ -42,7 +42,6 @@ from tests.export.helpers import (
 )
 
 FORCED = {"force_enable_telemetry": True}
-OURS = "opentelemetry-instrumentation-dbsql/"
 
 
 def client_state(client: HostTelemetryClient) -> ClientState:
@@ -51,7 +50,8 @@ def client_state(client: HostTelemetryClient) -> ClientState:
 
 
 def is_ours(event: dict[str, Any]) -> bool:
-    return str(event["system_configuration"].get("client_app_name", "")).startswith(OURS)
+    # The connector's own events never carry an operation_detail; every one of ours does.
+    return "operation_detail" in (event.get("sql_operation") or {})
 
 
 def test_register_extracts_the_connection(
@@ -69,13 +69,14 @@ def test_register_extracts_the_connection(
         f"{conn.session.useragent_header} opentelemetry-instrumentation-dbsql/{__version__}"
     )
     assert "my-app" in ctx.user_agent
+    assert ctx.client_app_name == "my-app"
     assert ctx.driver_version == databricks.sql.__version__
     params = ctx.params.to_dict()
     assert params["http_path"] == wh.http_path
     assert params["mode"] == "THRIFT"
-    assert params["host_info"] == {"host_url": "127.0.0.1", "port": wh.port}
+    assert params["host_info"] == {"host_url": wh.base_url, "port": wh.port}
     assert params["auth_mech"] == "PAT"
-    assert params["socket_timeout"] == 10_000
+    assert params["socket_timeout"] == 10
     assert params["use_proxy"] is False
     assert params["allow_self_signed_support"] is False
     assert params["enable_arrow"] is True
@@ -403,6 +404,10 @@ def test_privacy_canary_end_to_end(fresh_wh: LocalWarehouse) -> None:
             for p in session_payloads(fresh_wh, session)
         ]
     )
+    # The one URL allowed: the workspace address the connection was given (host_info).
+    host_member = json.dumps(json.dumps({"host_url": fresh_wh.base_url}, separators=(",", ":")))
+    assert host_member[2:-2] in bodies
+    bodies = bodies.replace(host_member[2:-2], "")
     for needle in (secret, fresh_wh.access_token, "SELECT", "missing_table", "Bearer", "http://"):
         at = bodies.find(needle)
         assert at < 0, (needle, bodies[max(0, at - 300) : at + 80])

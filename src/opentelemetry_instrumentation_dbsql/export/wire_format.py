@@ -355,7 +355,9 @@ def encode_context(ctx: ConnectionContext) -> EncodedContext:
     members = _dumps(
         _prune(
             {
-                "system_configuration": system_configuration(ctx.driver_version, ctx.client_app_name),
+                "system_configuration": system_configuration(
+                    ctx.driver_version, ctx.client_app_name
+                ),
                 "driver_connection_params": ctx.params.to_dict(),
                 "auth_type": ctx.auth_type,
             }
