@@ -932,8 +932,10 @@ def _decide(chain: _Chain) -> _Verdict:
     return _UNKNOWN
 
 
-def _classify(exc: BaseException) -> ErrorInfo:
+def _classify(exc: BaseException, sqlstate: str | None) -> ErrorInfo:
     chain = _Chain(exc)
+    if sqlstate is not None:
+        chain.items[0].sqlstate = sqlstate
     category, terminal = _decide(chain)
     head = chain.items[0]
     if head.attrs and head.attrs.get("retryable") is True:
@@ -953,10 +955,14 @@ def _classify(exc: BaseException) -> ErrorInfo:
 # --------------------------------------------------------------------------- public API
 
 
-def classify(exc: BaseException) -> ErrorInfo:
-    """Classify ``exc``; never raises, whatever the exception does when inspected."""
+def classify(exc: BaseException, *, sqlstate: str | None = None) -> ErrorInfo:
+    """Classify ``exc``; never raises, whatever the exception does when inspected.
+
+    ``sqlstate``: the SQLSTATE the protocol sent with the failure (the driver's exceptions do
+    not keep it); it comes before whatever the exception itself carries.
+    """
     try:
-        return _classify(exc)
+        return _classify(exc, _as_sqlstate(sqlstate) if sqlstate is not None else None)
     except Exception:
         try:
             error_type = _qualified_name(type(exc))
@@ -970,8 +976,8 @@ def sqlstate_of(exc: BaseException) -> str | None:
 
     Looked up in attributes (``sql_state`` from the kernel backend), the driver's ``context``,
     the message (``SQLSTATE: 42P01``, as Databricks servers write it) and the diagnostic info.
-    The Thrift backend drops the server's ``sqlState`` field, so the message is often the only
-    source.
+    The Thrift backend drops the server's ``sqlState`` field from its exceptions; the hooks read
+    it from the failing response and pass it to ``classify``.
     """
     try:
         chain = _Chain(exc)

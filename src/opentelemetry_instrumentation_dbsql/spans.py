@@ -88,12 +88,14 @@ class SpanRecorder:
         """Add an event, timestamped now."""
         self.events.append((name, attributes, time.time_ns()))
 
-    def record_error(self, exc: BaseException) -> ErrorInfo:
+    def record_error(self, exc: BaseException, *, sqlstate: str | None = None) -> ErrorInfo:
         """Record a failure: ``error.type``, category, SQLSTATE, an exception event, error status.
 
-        The exception message is sanitized like query text: server messages may quote literals.
+        ``sqlstate`` is the one the protocol's status fields carried, if any; it wins over the
+        message text. The exception message is sanitized like query text: server messages may
+        quote literals.
         """
-        info = classify(exc)
+        info = classify(exc, sqlstate=sqlstate)
         self.end_attributes.setdefault(attr.ERROR_TYPE, info.error_type)
         self.end_attributes.setdefault(attr.ERROR_CATEGORY, info.category.value)
         self.end_attributes.setdefault(attr.ERROR_TERMINAL, info.terminal)

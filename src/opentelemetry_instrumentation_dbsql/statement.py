@@ -85,6 +85,7 @@ class StatementTracker:
         "operation_name",
         "poll_count",
         "poll_ns",
+        "protocol_sqlstate",
         "ready_ns",
         "result_done",
         "result_format",
@@ -117,6 +118,8 @@ class StatementTracker:
             self.metric_attributes[attr.DB_OPERATION_NAME] = operation_name
         self.poll_count = 0
         self.poll_ns = 0
+        # The SQLSTATE of a failing response's status fields, read before the driver drops it.
+        self.protocol_sqlstate: str | None = None
         self.retries = 0
         self.round_trips = 0
         self.result_format: str | None = None

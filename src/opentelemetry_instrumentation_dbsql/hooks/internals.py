@@ -52,6 +52,41 @@ def poll_for_status(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwar
         tracker.poll_ns += time.perf_counter_ns() - started
 
 
+def check_response_status(
+    wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
+) -> Any:
+    """The driver's check of a response's ``TStatus``: on failure, keep its ``sqlState``."""
+    try:
+        return wrapped(*args, **kwargs)
+    except Exception:
+        response = kwargs.get("response", args[0] if args else None)
+        _note_protocol_sqlstate(getattr(response, "status", None))
+        raise
+
+
+def check_operation_state(
+    wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
+) -> Any:
+    """The driver's check of an operation status: on failure, keep its ``sqlState``."""
+    try:
+        return wrapped(*args, **kwargs)
+    except Exception:
+        status = kwargs.get("get_operations_resp", args[1] if len(args) > 1 else None)
+        _note_protocol_sqlstate(status)
+        raise
+
+
+def _note_protocol_sqlstate(status: object) -> None:
+    # The driver raises with the message only; the SQLSTATE field would be lost.
+    try:
+        tracker = current_statement.get()
+        sqlstate = getattr(status, "sqlState", None)
+        if tracker is not None and isinstance(sqlstate, str) and tracker.protocol_sqlstate is None:
+            tracker.protocol_sqlstate = sqlstate
+    except Exception as exc:
+        log_failure_once("protocol-sqlstate", exc)
+
+
 def fill_results_buffer(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
     """One FetchResults round trip; also reached from ``fetchone`` and row iteration."""
     tracker = getattr(instance, RESULT_TRACKER_ATTR, None)

@@ -393,7 +393,7 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
         tracker.statement_id = statement_id
         recorder.set(attr.STATEMENT_ID, statement_id)
         recorder.set(attr.SESSION_ID, tracker.connection.session_id)
-        info = recorder.record_error(exc)
+        info = recorder.record_error(exc, sqlstate=tracker.protocol_sqlstate)
         _write_execute_totals(recorder, tracker)
         tracker.result_done = True
         recorder.end(end_ns)

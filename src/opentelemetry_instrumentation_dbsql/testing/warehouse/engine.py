@@ -29,15 +29,21 @@ _HIDDEN_SCHEMAS = frozenset({"main", "pg_catalog", "information_schema"})
 class EngineError(Exception):
     """A statement failed; carries the SQLSTATE and Databricks error class to report."""
 
-    def __init__(self, message: str, sqlstate: str, error_class: str) -> None:
+    def __init__(
+        self, message: str, sqlstate: str, error_class: str, *, sqlstate_in_message: bool = True
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.sqlstate = sqlstate
         self.error_class = error_class
+        self.sqlstate_in_message = sqlstate_in_message
 
     @property
     def display_message(self) -> str:
-        """The message as a Databricks warehouse words it."""
+        """The message as a Databricks warehouse words it (the SQLSTATE suffix is optional:
+        some server errors carry it in the status fields only)."""
+        if not self.sqlstate_in_message:
+            return f"[{self.error_class}] {self.message}"
         return f"[{self.error_class}] {self.message} SQLSTATE: {self.sqlstate}"
 
 

@@ -17,11 +17,13 @@ class StatementScript:
 
     ``running_polls``: how many GetOperationStatus answers report RUNNING (each after
     ``poll_delay`` seconds) before the statement finishes. ``completion_delay``: the statement
-    stays RUNNING until that many seconds after ExecuteStatement. ``error`` (with ``sqlstate``)
-    makes it fail instead: ``error_style="operation"`` reports ERROR_STATE in the operation
-    status (the driver raises ``ServerOperationError``), ``"status"`` an ERROR_STATUS TStatus
-    (``DatabaseError``). ``result_format``/``lz4``/``page_size``/``cloudfetch_files`` override
-    how rows are served; ``link_ttl`` how long CloudFetch links stay valid.
+    stays RUNNING until that many seconds after ExecuteStatement. ``error`` (with ``sqlstate``,
+    sent in the status fields and, unless ``sqlstate_in_message`` is false, at the end of the
+    message as Databricks servers write it) makes it fail instead: ``error_style="operation"``
+    reports ERROR_STATE in the operation status (the driver raises ``ServerOperationError``),
+    ``"status"`` an ERROR_STATUS TStatus (``DatabaseError``).
+    ``result_format``/``lz4``/``page_size``/``cloudfetch_files`` override how rows are served;
+    ``link_ttl`` how long CloudFetch links stay valid.
     """
 
     sql: str
@@ -35,6 +37,7 @@ class StatementScript:
     completion_delay: float = 0.0
     error: str | None = None
     sqlstate: str | None = None
+    sqlstate_in_message: bool = True
     error_style: str = "operation"
     times: int | None = None
     link_ttl: float | None = None

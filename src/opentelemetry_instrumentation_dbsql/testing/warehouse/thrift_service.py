@@ -338,7 +338,12 @@ class ThriftService:
         error = op.error
         result = None
         if error is None and script is not None and script.error is not None:
-            error = EngineError(script.error, script.sqlstate or "XX000", "SCRIPTED_ERROR")
+            error = EngineError(
+                script.error,
+                script.sqlstate or "XX000",
+                "SCRIPTED_ERROR",
+                sqlstate_in_message=script.sqlstate_in_message,
+            )
         if error is None:
             try:
                 result = op.session.engine.execute(op.sql or "", op.params)
