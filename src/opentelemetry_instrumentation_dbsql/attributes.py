@@ -16,8 +16,10 @@ Span roles (attribute ``databricks.span.role``):
     and either ``db.response.returned_rows`` (the result arrived whole with the response: the
     statement is complete) or ``databricks.result.open`` (True: a ``RESULT`` span follows, for
     a result fetched in further round trips). For ``executemany``
-    it carries ``db.operation.batch.size`` and one ``databricks.batch.statement`` event per
-    inner execution except the last, whose statement id is the span's own.
+    it carries ``db.operation.batch.size``, the batch's total ``databricks.rows.modified`` and
+    one ``databricks.batch.statement`` event per inner execution that succeeded (its statement
+    id, latency and modified rows); the last member's statement id is the span's own, and a
+    failing member's error is the span's error.
 ``RESULT``
     The consumption of a result that needs further round trips (more pages or CloudFetch
     files): starts when the result is ready, ends when

@@ -64,7 +64,7 @@ class StatementTracker:
 
     __slots__ = (
         "batch_events",
-        "batch_pending",
+        "batch_modified",
         "cancelled",
         "chunk_bytes",
         "chunk_downloads",
@@ -136,7 +136,8 @@ class StatementTracker:
         # Totals at the end of the execute phase: the RESULT span reports only what came after.
         self.execute_bytes = 0
         self.execute_retries = 0
-        self.batch_pending: dict[str, AttributeValue] | None = None
+        # executemany: modified rows of the members so far (None until one reports a count).
+        self.batch_modified: int | None = None
         # CloudFetch downloads finish on the driver's thread pool: their totals take a lock.
         self.lock = threading.Lock()
         self.chunk_downloads = 0

@@ -345,10 +345,13 @@ class StatementAggregationProcessor(SpanProcessor):
         span_id = context.span_id if context is not None else None
         items: list[PendingItem] = []
         terminal = False
+        own_id = attrs.get(A.STATEMENT_ID)
         for index, event in enumerate(span.events):
             if event.name != A.EVENT_BATCH_STATEMENT:
                 continue
             event_attrs = V.plain(event.attributes) or {}
+            if own_id and event_attrs.get(A.STATEMENT_ID) == own_id:
+                continue  # the last member: the span's own record
             fallback = local_statement_id(span_id, f"-{index}") or (
                 f"{LOCAL_STATEMENT_ID_PREFIX}local-{next(self._local_ids)}"
             )

@@ -357,33 +357,30 @@ def _fetch_failed(recorder: SpanRecorder, exc: BaseException) -> None:
 def _batch_member(
     batch: StatementTracker, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
 ) -> Any:
-    """One execute() inside executemany: no span of its own.
+    """One execute() inside executemany: no span of its own, an event on the batch span.
 
-    Every member but the last becomes an event on the batch span; the last one is the batch
-    span's own statement (its result stays open, or its error is the span's error).
+    The last member's statement id is the batch span's own (its result stays open); a failing
+    member's error is the span's error. Modified rows add up to the batch's total.
     """
     started = time.perf_counter_ns()
-    try:
-        result = wrapped(*args, **kwargs)
-    except BaseException:
-        _batch_event(batch, instance, started, failed=True)
-        raise
-    _batch_event(batch, instance, started, failed=False)
+    result = wrapped(*args, **kwargs)
+    _batch_event(batch, instance, started)
     return result
 
 
-def _batch_event(batch: StatementTracker, instance: Any, started: int, *, failed: bool) -> None:
+def _batch_event(batch: StatementTracker, instance: Any, started: int) -> None:
     try:
-        pending = batch.batch_pending
-        batch.batch_pending = None
-        if pending is not None and batch.batch_events < _MAX_BATCH_EVENTS:
-            batch.statement_recorder.add_event(attr.EVENT_BATCH_STATEMENT, pending)
+        event: dict[str, AttributeValue] = {
+            attr.STATEMENT_ID: _safe_query_id(instance) or "",
+            attr.BATCH_LATENCY_MS: (time.perf_counter_ns() - started) // 1_000_000,
+        }
+        modified = getattr(getattr(instance, "active_result_set", None), "num_modified_rows", None)
+        if isinstance(modified, int) and not isinstance(modified, bool) and modified >= 0:
+            event[attr.ROWS_MODIFIED] = modified
+            batch.batch_modified = (batch.batch_modified or 0) + modified
+        if batch.batch_events < _MAX_BATCH_EVENTS:
+            batch.statement_recorder.add_event(attr.EVENT_BATCH_STATEMENT, event)
             batch.batch_events += 1
-        if not failed:
-            batch.batch_pending = {
-                attr.STATEMENT_ID: _safe_query_id(instance) or "",
-                attr.BATCH_LATENCY_MS: (time.perf_counter_ns() - started) // 1_000_000,
-            }
     except Exception as inner:
         log_failure_once("batch-event", inner)
 

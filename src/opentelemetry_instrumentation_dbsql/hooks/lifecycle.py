@@ -347,7 +347,9 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
         if result_set is not None:
             describe_result(tracker, result_set)
             modified = getattr(result_set, "num_modified_rows", None)
-            if isinstance(modified, int) and modified >= 0:
+            if tracker.batch_modified is not None:
+                recorder.set(attr.ROWS_MODIFIED, tracker.batch_modified)
+            elif isinstance(modified, int) and modified >= 0:
                 recorder.set(attr.ROWS_MODIFIED, modified)
             status = getattr(result_set, "status", None)
             if getattr(status, "name", None) == "CANCELLED":
@@ -393,6 +395,7 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
         tracker.statement_id = statement_id
         recorder.set(attr.STATEMENT_ID, statement_id)
         recorder.set(attr.SESSION_ID, tracker.connection.session_id)
+        recorder.set(attr.ROWS_MODIFIED, tracker.batch_modified)  # members done before it
         info = recorder.record_error(exc, sqlstate=tracker.protocol_sqlstate)
         _write_execute_totals(recorder, tracker)
         tracker.result_done = True
