@@ -10,6 +10,14 @@ Run from the top directory of a checkout (the package is not on a package index 
     export OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317
     opentelemetry-instrument python examples/auto_instrumentation.py
 
+Against the local warehouse of this repository instead of a workspace (after
+``pip install ".[instruments,warehouse]"``), start it in another shell::
+
+    python -m opentelemetry_instrumentation_dbsql.testing.warehouse --seed
+
+and paste the ``export`` lines it prints in place of the ``DATABRICKS_*`` lines above: they set
+every variable below (``--seed`` creates the ``trips`` table the queries read).
+
 ``opentelemetry-instrument`` finds this package through its ``opentelemetry_instrumentor``
 entry point and calls ``DbsqlInstrumentor().instrument()`` before the application starts;
 ``opentelemetry-distro`` configures the SDK from the standard ``OTEL_*`` variables (traces and
@@ -17,6 +25,9 @@ metrics over OTLP by default). The instrumentation's options come from the
 ``OTEL_PYTHON_DBSQL_*`` variables, for example ``OTEL_PYTHON_DBSQL_PROPAGATE_TRACE_CONTEXT=true``
 or ``OTEL_PYTHON_DBSQL_CAPTURE_QUERY_TEXT=off``. ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=dbsql``
 turns it off.
+
+It prints the three busiest routes (pickup and dropoff zip codes, trips) and the fare range of
+the busiest route's pickup zip code.
 
 Environment variables of the application itself:
 
@@ -26,7 +37,20 @@ Environment variables of the application itself:
     Where the table ``trips`` is; default ``samples`` / ``nyctaxi`` (in every workspace).
 ``DBSQL_EXTRA_CONNECT_ARGS``
     Optional JSON object of further ``databricks.sql.connect()`` keyword arguments, applied
-    last (the tests use it for the local warehouse's ``_connection_uri`` and ``_port``).
+    last. The local warehouse's lines put its ``_connection_uri`` and ``_port`` there: without
+    ``_connection_uri`` the driver builds ``https://{host}:443{http_path}``, which a local
+    endpoint does not answer, and retries it for minutes without a word.
+
+Spans: the application has no span of its own, so each is the root of its own trace:
+``connect {server.address}``, one ``SELECT trips`` statement span per query and
+``close {server.address}``.
+
+Each query's result arrives whole with the execute response, so its statement span carries
+the returned rows and no ``RESULT`` span follows (one would for a result fetched in further
+round trips, more pages or CloudFetch files: see README.rst, "Spans").
+
+Metrics: the ``db.client.*`` and ``databricks.client.*`` instruments of README.rst's table and
+the ``databricks.telemetry.export.*`` counters, exported over OTLP as well.
 """
 
 from __future__ import annotations

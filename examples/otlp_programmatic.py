@@ -9,6 +9,17 @@ Run from the top directory of a checkout (the package is not on a package index 
     export OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317   # a collector's OTLP/gRPC port
     python examples/otlp_programmatic.py
 
+Against the local warehouse of this repository instead of a workspace (after
+``pip install ".[instruments,warehouse]"``), start it in another shell::
+
+    python -m opentelemetry_instrumentation_dbsql.testing.warehouse --seed
+
+and paste the ``export`` lines it prints in place of the ``DATABRICKS_*`` lines above: they set
+every variable below (``--seed`` creates the ``trips`` table the queries read).
+
+It prints the trace id, the five pickup zip codes with the most trips (trips and average fare
+of each) and the number of trips longer than 10 miles.
+
 Environment variables:
 
 ``DATABRICKS_SERVER_HOSTNAME``, ``DATABRICKS_HTTP_PATH``, ``DATABRICKS_TOKEN``
@@ -17,15 +28,24 @@ Environment variables:
     Where the table ``trips`` is; default ``samples`` / ``nyctaxi`` (in every workspace).
 ``DBSQL_EXTRA_CONNECT_ARGS``
     Optional JSON object of further ``databricks.sql.connect()`` keyword arguments, applied
-    last (the tests use it for the local warehouse's ``_connection_uri`` and ``_port``).
+    last. The local warehouse's lines put its ``_connection_uri`` and ``_port`` there: without
+    ``_connection_uri`` the driver builds ``https://{host}:443{http_path}``, which a local
+    endpoint does not answer, and retries it for minutes without a word.
 ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_INSECURE``, ``OTEL_EXPORTER_OTLP_HEADERS``...
     The standard OTLP exporter settings, read by the exporters themselves.
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``
     The resource; the service name defaults to ``dbsql-otlp-example``.
 
-Spans: one application span ``trip-report``; inside it the connection's ``connect`` span and,
-per query, a ``SELECT trips`` statement span with a ``FETCH SELECT trips`` result span below.
-Metrics: ``db.client.operation.duration`` and friends, exported every 10 s and at shutdown.
+Spans: ``trip-report``, the application's span, and inside it ``connect {server.address}``,
+one ``SELECT trips`` statement span per query and ``close {server.address}``.
+
+Each query's result arrives whole with the execute response, so its statement span carries
+the returned rows and no ``RESULT`` span follows (one would for a result fetched in further
+round trips, more pages or CloudFetch files: see README.rst, "Spans").
+
+Metrics: the ``db.client.*`` and ``databricks.client.*`` instruments of README.rst's table, and
+the ``databricks.telemetry.export.*`` counters of the Databricks telemetry export, exported
+every 10 s and at shutdown.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """``pandas.read_sql`` through a SQLAlchemy engine (``databricks-sqlalchemy``), instrumented.
 
-pandas runs the query on a connection of the engine, the dialect on ``databricks.sql``: the
-statement gets the same spans as any other (a ``SELECT trips`` statement span and a result
-span, inside the application's span).
+pandas runs the query on a connection of the engine, the dialect on ``databricks.sql``, so the
+query is traced like any other statement.
 
 Run from the top directory of a checkout (the package is not on a package index yet)::
 
@@ -13,6 +12,17 @@ Run from the top directory of a checkout (the package is not on a package index 
     export OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317
     python examples/pandas_read_sql.py
 
+Against the local warehouse of this repository instead of a workspace (after
+``pip install ".[instruments,warehouse]"``), start it in another shell::
+
+    python -m opentelemetry_instrumentation_dbsql.testing.warehouse --seed
+
+and paste the ``export`` lines it prints in place of the ``DATABRICKS_*`` lines above: they set
+every variable below (``--seed`` creates the ``trips`` table the queries read).
+
+It prints, for the trips shorter than 5 miles, one row per whole mile (miles, trips, average
+fare), then the number of rows.
+
 Environment variables:
 
 ``DATABRICKS_SERVER_HOSTNAME``, ``DATABRICKS_HTTP_PATH``, ``DATABRICKS_TOKEN``
@@ -21,10 +31,25 @@ Environment variables:
     Where the table ``trips`` is; default ``samples`` / ``nyctaxi`` (in every workspace).
 ``DBSQL_EXTRA_CONNECT_ARGS``
     Optional JSON object of further ``databricks.sql.connect()`` keyword arguments, given as
-    the engine's ``connect_args`` (the tests use it for the local warehouse's
-    ``_connection_uri`` and ``_port``).
+    the engine's ``connect_args``. The local warehouse's lines put its ``_connection_uri`` and
+    ``_port`` there: without ``_connection_uri`` the driver builds
+    ``https://{host}:443{http_path}``, which a local endpoint does not answer, and retries it
+    for minutes without a word.
 ``OTEL_EXPORTER_OTLP_*``, ``OTEL_SERVICE_NAME``
     The standard OTLP exporter and resource settings.
+
+Spans: ``fare-table``, the application's span, and inside it ``connect {server.address}``, a
+``DESCRIBE TABLE EXTENDED`` statement span with an error status and the ``SELECT trips``
+statement span of the query; ``close {server.address}`` comes when the engine is disposed,
+after the application's span ended, so it is the root of a trace of its own.
+
+The failing ``DESCRIBE TABLE EXTENDED`` is ``pandas.read_sql`` asking the dialect whether its
+argument names a table (see ``examples/README.md``; ``pandas.read_sql_query`` skips it). The
+query's result arrives whole with the execute response, so its statement span carries the
+returned rows and no ``RESULT`` span follows (one would for a result fetched in further round
+trips, more pages or CloudFetch files: see README.rst, "Spans").
+
+Only spans are exported: no meter provider is set up, so no metric is recorded.
 """
 
 from __future__ import annotations

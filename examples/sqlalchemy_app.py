@@ -14,10 +14,21 @@ Run from the top directory of a checkout (the package is not on a package index 
     export OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317
     python examples/sqlalchemy_app.py
 
+Against the local warehouse of this repository instead of a workspace (after
+``pip install ".[instruments,warehouse]"``), start it in another shell::
+
+    python -m opentelemetry_instrumentation_dbsql.testing.warehouse --seed
+
+and paste the ``export`` lines it prints in place of the ``DATABRICKS_*`` lines above: they set
+every variable below (``--seed`` creates the ``trips`` table the queries read).
+
 The engine URL has the form
 ``databricks://token:<token>@<host>?http_path=<path>&catalog=<catalog>&schema=<schema>``.
 ``create_engine(url, connect_args={...})`` passes further ``databricks.sql.connect()``
 keyword arguments; they override what the dialect derives from the URL.
+
+It prints the three pickup zip codes with the most trips (Core) and the three longest trips
+over 10 miles (ORM).
 
 Environment variables:
 
@@ -27,10 +38,23 @@ Environment variables:
     Where the table ``trips`` is; default ``samples`` / ``nyctaxi`` (in every workspace).
 ``DBSQL_EXTRA_CONNECT_ARGS``
     Optional JSON object of further ``databricks.sql.connect()`` keyword arguments, given as
-    ``connect_args`` (the tests use it for the local warehouse's ``_connection_uri`` and
-    ``_port``).
+    the engine's ``connect_args``. The local warehouse's lines put its ``_connection_uri`` and
+    ``_port`` there: without ``_connection_uri`` the driver builds
+    ``https://{host}:443{http_path}``, which a local endpoint does not answer, and retries it
+    for minutes without a word.
 ``OTEL_EXPORTER_OTLP_*``, ``OTEL_SERVICE_NAME``
     The standard OTLP exporter and resource settings.
+
+Spans: ``fare-analysis``, the application's span, and inside it ``connect {server.address}``
+(the engine's first connection) and one ``SELECT trips`` statement span each for the Core and
+the ORM query; ``close {server.address}`` comes when the engine is disposed, after the
+application's span ended, so it is the root of a trace of its own.
+
+Each query's result arrives whole with the execute response, so its statement span carries
+the returned rows and no ``RESULT`` span follows (one would for a result fetched in further
+round trips, more pages or CloudFetch files: see README.rst, "Spans").
+
+Only spans are exported: no meter provider is set up, so no metric is recorded.
 """
 
 from __future__ import annotations

@@ -16,7 +16,19 @@ Run from the top directory of a checkout (the package is not on a package index 
     export DATABRICKS_TOKEN=dapi...
     python examples/statement_tags.py
 
-It prints, per statement span, its name, tags and the ``traceparent`` sent with it.
+Against the local warehouse of this repository instead of a workspace (after
+``pip install ".[instruments,warehouse]"``), start it in another shell::
+
+    python -m opentelemetry_instrumentation_dbsql.testing.warehouse --seed
+
+and paste the ``export`` lines it prints in place of the ``DATABRICKS_*`` lines above: they set
+every variable below (``--seed`` creates the ``trips`` table the queries read).
+
+Nothing is exported. For each of its three statements it prints, when the statement span ends,
+the span's name (``SELECT trips``), its tags and the ``traceparent`` sent with the statement,
+then the statement's result: the two statements inside the ``statement_tags`` block carry the
+tags ``team`` and ``job``, the third none; all three ``traceparent`` values share the trace id
+of the application's span ``nightly-job``.
 
 Environment variables:
 
@@ -26,7 +38,9 @@ Environment variables:
     Where the table ``trips`` is; default ``samples`` / ``nyctaxi`` (in every workspace).
 ``DBSQL_EXTRA_CONNECT_ARGS``
     Optional JSON object of further ``databricks.sql.connect()`` keyword arguments, applied
-    last (the tests use it for the local warehouse's ``_connection_uri`` and ``_port``).
+    last. The local warehouse's lines put its ``_connection_uri`` and ``_port`` there: without
+    ``_connection_uri`` the driver builds ``https://{host}:443{http_path}``, which a local
+    endpoint does not answer, and retries it for minutes without a word.
 """
 
 from __future__ import annotations

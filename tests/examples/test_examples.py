@@ -1,72 +1,40 @@
 """Each script of ``examples/`` run as a user would, in a subprocess, against a local warehouse.
 
-The warehouse holds a small ``samples.nyctaxi.trips`` (the examples' default table); the
-examples read the connection settings from the environment, the local-only connect arguments
-from ``DBSQL_EXTRA_CONNECT_ARGS``. Where an example exports over OTLP, a real OTLP/gRPC
-receiver takes the spans. Each run goes through a small bootstrap that logs the
-instrumentation's own failures (DEBUG) and reports their counts at exit, so a failure inside
-the instrumentation fails the test as it would in-process.
+The warehouse is seeded the way ``python -m opentelemetry_instrumentation_dbsql.testing.warehouse
+--seed`` seeds it (a small ``samples.nyctaxi.trips``, the examples' default table), and each
+example runs after the ``export`` lines that command prints for it. Where an example exports
+over OTLP, a real OTLP/gRPC receiver takes the spans. Unlike ``test_docstrings.py``, which runs
+the command itself, these tests hold the warehouse in-process, to check what it received.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+from opentelemetry_instrumentation_dbsql.testing.warehouse.samples import (
+    example_environment,
+    export_lines,
+    seed_samples,
+)
+from tests.examples.running import Run
+from tests.examples.running import run_example as run_in_shell
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCOPE = "opentelemetry.instrumentation.dbsql"
-TIMEOUT_S = 60.0
-FAILURES_MARK = "DBSQL_EXAMPLE_FAILURES "
-
-SEED = (
-    "CREATE CATALOG IF NOT EXISTS samples",
-    "CREATE SCHEMA IF NOT EXISTS samples.nyctaxi",
-    "CREATE TABLE samples.nyctaxi.trips AS SELECT "
-    "CAST(i % 37 AS DOUBLE) / 2 AS trip_distance, "
-    "CAST(5 + i % 53 AS DOUBLE) AS fare_amount, "
-    "10001 + i % 7 AS pickup_zip, 10001 + i % 11 AS dropoff_zip "
-    "FROM range(500) t(i)",
-)
-
-# Runs an example as __main__ after arranging for the instrumentation's failure counts to be
-# printed at exit (registered first, so it runs after the SDK's own exit handlers).
-BOOTSTRAP = f"""
-import atexit, json, logging, runpy, sys
-logging.basicConfig(level=logging.WARNING)
-logging.getLogger("opentelemetry_instrumentation_dbsql").setLevel(logging.DEBUG)
-from opentelemetry_instrumentation_dbsql.log_once import failure_counts
-atexit.register(lambda: print({FAILURES_MARK!r} + json.dumps(failure_counts()), file=sys.stderr))
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
-@dataclass
-class Run:
-    stdout: str
-    stderr: str
-
-    def lines(self, prefix: str) -> list[str]:
-        return [line for line in self.stdout.splitlines() if line.startswith(prefix)]
 
 
 @pytest.fixture
 def trips_warehouse() -> Iterator[LocalWarehouse]:
     with LocalWarehouse() as warehouse:
-        for sql in SEED:
-            warehouse.execute_sql(sql)
+        seed_samples(warehouse)
         yield warehouse
 
 
@@ -85,40 +53,10 @@ def run_example(
     prefix: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
 ) -> Run:
-    """Run ``examples/<name>.py``; assert it exits 0 with no internal instrumentation failure."""
-    kwargs = warehouse.connect_kwargs(catalog=None, schema=None)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABRICKS_"))}
-    environ.update(
-        {
-            "DATABRICKS_SERVER_HOSTNAME": kwargs["server_hostname"],
-            "DATABRICKS_HTTP_PATH": kwargs["http_path"],
-            "DATABRICKS_TOKEN": kwargs["access_token"],
-            "DBSQL_EXTRA_CONNECT_ARGS": json.dumps(
-                {"_connection_uri": kwargs["_connection_uri"], "_port": kwargs["_port"]}
-            ),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    if receiver is not None:
-        environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
-        environ["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
-    environ.update(env or {})
-    command = [*prefix, sys.executable, "-c", BOOTSTRAP, str(EXAMPLES / f"{name}.py")]
-    done = subprocess.run(
-        command,
-        env=environ,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    marks = [line for line in done.stderr.splitlines() if line.startswith(FAILURES_MARK)]
-    assert marks, done.stderr
-    assert json.loads(marks[-1][len(FAILURES_MARK) :]) == {}, done.stderr
-    assert "instrumentation failure" not in done.stderr, done.stderr
-    return Run(done.stdout, done.stderr)
+    """Run ``examples/<name>.py`` with the environment the warehouse CLI prints for
+    ``warehouse``; assert it exits 0 with no internal instrumentation failure."""
+    exports = export_lines(example_environment(warehouse, seeded=True))
+    return run_in_shell(name, exports, tmp_path, receiver=receiver, prefix=prefix, env=env)
 
 
 def _dbsql_spans(receiver: OtlpReceiver, role: str) -> list[ReceivedSpan]:
