@@ -269,17 +269,20 @@ class EngineSession:
             else:
                 self._engine.drop_catalog(name, statement.if_clause)
             return StatementResult(_EMPTY, None, "ddl")
+        if statement.kind == "dml":
+            # execute(), not sql(): DuckDB 1.x runs DML given to sql() at once and returns no
+            # relation, so the count row is only readable from the cursor.
+            rows = self._cursor.execute(statement.sql, params or None).fetchall()
+            count = int(rows[0][0]) if rows else 0
+            columns = {"num_affected_rows": pa.array([count], pa.int64())}
+            if statement.dml == "insert":
+                columns["num_inserted_rows"] = pa.array([count], pa.int64())
+            return StatementResult(pa.table(columns), count, "dml")
         relation = (
             self._cursor.sql(statement.sql, params=params)
             if params
             else self._cursor.sql(statement.sql)
         )
-        if statement.kind == "dml":
-            count = int(relation.fetchall()[0][0]) if relation is not None else 0
-            columns = {"num_affected_rows": pa.array([count], pa.int64())}
-            if statement.dml == "insert":
-                columns["num_inserted_rows"] = pa.array([count], pa.int64())
-            return StatementResult(pa.table(columns), count, "dml")
         if relation is None or statement.kind == "ddl":
             if relation is not None:
                 relation.fetchall()
