@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import operator
 import random
-import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, SupportsIndex, overload
 
 import pytest
 
@@ -539,16 +539,22 @@ def test_large_text_cached_in_second_tier_and_huge_text_not_cached() -> None:
     assert cache_info().currsize == size
 
 
-def test_huge_input_is_bounded() -> None:
+def test_huge_input_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     huge = "INSERT INTO t VALUES " + ", ".join(f"({i}, 'name{i}', {i}.5)" for i in range(100000))
-    start = time.perf_counter()
+    scanned: list[int] = []
+    tokenize = query_text._tokenize
+
+    def counting(sql: str, build: bool) -> tuple[str, list[tuple[int, str]]]:
+        scanned.append(len(sql))
+        return tokenize(sql, build)
+
+    monkeypatch.setattr(query_text, "_tokenize", counting)
     info = analyze(huge)
-    elapsed = time.perf_counter() - start
     assert info.summary == "INSERT t"
     assert info.text is not None
     assert len(info.text) == 2048
     assert "name" not in info.text
-    assert elapsed < 1.0
+    assert scanned == [64 * 1024]
 
 
 def test_cut_inside_a_name_does_not_make_a_target() -> None:
@@ -684,3 +690,100 @@ def test_backtick_text_that_cannot_be_a_name_is_a_literal() -> None:
     long_name = "`" + "x" * 200 + "`"
     assert analyze(f"SELECT * FROM {long_name}").summary == "SELECT"
     assert analyze("SELECT * FROM `my table`").summary == "SELECT `my table`"
+
+
+# --------------------------------------------------------------------------- worst cases
+#
+# Linear work, checked without a clock: the scanners search the text only with ``str.find``,
+# so counting the characters those calls read shows whether a character is read once or once
+# per opener, escape or quote; the summary pass reads tokens by index.
+
+
+class _CountingText(str):
+    """Text that counts the characters read by its ``find`` calls."""
+
+    read = 0
+
+    def find(
+        self, sub: str, start: SupportsIndex | None = None, end: SupportsIndex | None = None, /
+    ) -> int:
+        found = str.find(self, sub, start, end)
+        first = 0 if start is None else operator.index(start)
+        stop = len(self) if end is None else min(operator.index(end), len(self))
+        self.read += (found + len(sub) if found >= 0 else stop) - first
+        return found
+
+
+_Tok = tuple[int, str]
+
+
+class _CountingTokens(list[_Tok]):
+    """Tokens that count how often they are read."""
+
+    reads = 0
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> _Tok: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[_Tok]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> _Tok | list[_Tok]:
+        self.reads += 1
+        return super().__getitem__(index)
+
+
+_WORST_TEXTS = {
+    "comment openers": "SELECT 1 " + "/* " * 4000 + "*/",
+    "nested comments": "SELECT 1 " + "/*" * 2000 + "*/" * 2000 + " FROM t",
+    "comment star shared": "SELECT 1 " + "/*/ " * 2000 + "*/" * 2000,
+    "escapes before a quote": "SELECT '" + "\\a" * 4000 + "'",
+    "escapes in double quotes": 'SELECT "' + "\\a" * 4000 + '"',
+    "escaped quotes": "SELECT '" + "\\'" * 4000 + "'",
+    "doubled quotes": "SELECT '" + "'' " * 4000 + "'",
+    "unclosed quotes": "SELECT " + "'" * 4001,
+    "backticks": "SELECT " + "`a" * 4000,
+    "doubled backticks": "SELECT `" + "x``" * 4000,
+    "digits and dots": "SELECT " + "1." * 4000 + ".1" * 4000,
+    "set value": "SET k = " + "'x' `y` " * 2000,
+    "line comments": "SELECT 1 " + "-- x\n" * 4000,
+}
+
+
+@pytest.mark.parametrize("sql", _WORST_TEXTS.values(), ids=list(_WORST_TEXTS))
+def test_scanners_read_each_character_a_bounded_number_of_times(sql: str) -> None:
+    text = _CountingText(sql)
+    query_text._tokenize(text, True)
+    assert text.read <= 3 * len(sql)
+
+
+_DEEP_TEXTS = {
+    "open WITH lists": "WITH a (" * 2000,
+    "nested WITH lists": "WITH a (" * 2000 + ")" * 2000 + " AS (SELECT 1) SELECT * FROM a",
+    "WITH column lists": "WITH a (b, " * 2000,
+    "nested queries": "SELECT * FROM (" * 2000 + "t" + ")" * 2000,
+    "open brackets": "SELECT " + "(" * 4000,
+    "qualified name": "SELECT * FROM " + "a." * 4000 + "a",
+    "FROM list": "SELECT * FROM " + "a, " * 4000 + "a",
+}
+
+
+@pytest.mark.parametrize("sql", _DEEP_TEXTS.values(), ids=list(_DEEP_TEXTS))
+def test_summary_reads_each_token_a_bounded_number_of_times(sql: str) -> None:
+    tokens = _CountingTokens(query_text._tokenize(sql, False)[1])
+    query_text._summarize_tokens(tokens)
+    assert tokens.reads <= 5 * len(tokens)
+
+
+def test_worst_case_texts_give_the_usual_results() -> None:
+    # The input of the report: 60 KB of comment openers, one closer.
+    assert sanitize("SELECT 1 " + "/* " * 20000 + "*/") == "SELECT ?"
+    assert sanitize("SELECT 1 /* a /* b */ c */, 2 /* d") == "SELECT ? , ?"
+    assert sanitize("SELECT /*/ 1 */ 2") == "SELECT  ?"
+    assert sanitize("SELECT '" + "\\'" * 1000 + "', 'it''s', x") == "SELECT ?, ?, x"
+    assert sanitize('SELECT "' + "\\a" * 1000 + '" AS c') == "SELECT ? AS c"
+    name = "a." * 2000 + "a"
+    info = analyze(f"SELECT * FROM {name}")
+    assert (info.summary, info.target) == ("SELECT", name)  # longer than a summary: dropped
+    # A column list still marks a CTE; a bracket holding anything but names does not.
+    cte = analyze("WITH t (a, `b`) AS (SELECT * FROM x) SELECT * FROM t")
+    assert cte.summary == "SELECT x SELECT"
+    assert analyze("WITH a (" * 2000).summary is None

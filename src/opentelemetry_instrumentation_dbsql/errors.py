@@ -187,7 +187,9 @@ def _as_status(value: object) -> int | None:
 
 # --------------------------------------------------------------------------- SQLSTATE
 
-_SQLSTATE_AFTER_KEY = re.compile(r"[\"']?\s*[:=]?\s*[\"']?([0-9A-Z]{5})(?![0-9A-Za-z])")
+# A run of spaces matches in one way only (``\s*[:=]?\s*`` tried every split of it between the
+# two ``\s*`` before failing: quadratic in the run's length).
+_SQLSTATE_AFTER_KEY = re.compile(r"[\"']?\s*(?:[:=]\s*)?[\"']?([0-9A-Z]{5})(?![0-9A-Za-z])")
 # The key is spelt SQLSTATE, SQLState, SqlState, sqlState, sqlstate, sql_state or SQL_STATE:
 # find the "TATE"/"tate" tail, then check what precedes it; two passes over the text, not seven.
 _SQLSTATE_KEY_HEADS = frozenset({"SQLS", "SqlS", "sqlS", "sqls", "ql_s", "QL_S"})
@@ -777,14 +779,16 @@ def _read_http_status(attrs: dict[str, Any], text: str) -> int | None:
 class _Facts:
     """Everything read once from one exception."""
 
-    __slots__ = ("attrs", "exc", "http_status", "info", "sqlstate", "text")
+    __slots__ = ("attrs", "exc", "http_status", "info", "message", "sqlstate", "text")
 
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
         info = self.info = _class_info(type(exc))
         attrs = self.attrs = _instance_dict(exc)
         # Empty when the exception has no message of its own: nothing to search then.
-        text = self.text = _message(exc, info)
+        message = self.message = _message(exc, info)
+        # What every search reads: a message can echo a whole statement, the codes come first.
+        text = self.text = message[:_SCAN_LIMIT]
         self.sqlstate = _read_sqlstate(attrs, info, text)
         self.http_status = _read_http_status(attrs, text if info.http_in_text else "")
 
@@ -948,7 +952,7 @@ def _classify(exc: BaseException, sqlstate: str | None) -> ErrorInfo:
         terminal=terminal,
         sqlstate=chain.sqlstate(),
         http_status=chain.http_status(),
-        message=head.text or head.info.error_type.rpartition(".")[2],
+        message=head.message or head.info.error_type.rpartition(".")[2],
     )
 
 

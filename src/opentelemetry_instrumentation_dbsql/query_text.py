@@ -154,39 +154,51 @@ def _string_end(sql: str, start: int, quote: str, escapes: bool) -> int:
     literals lexed by the same rules, so one span covers both. A raw literal (no escapes) ends
     at its first closing quote; what follows is lexed on its own.
     """
+    n = len(sql)
     if not escapes:
         k = sql.find(quote, start + 1)
-        return len(sql) if k < 0 else k + 1
+        return n if k < 0 else k + 1
+    # ``k`` is the first quote at or after ``j``: it is searched for again only once ``j`` has
+    # passed it, so each search starts where the last one of its kind ended (one read of the
+    # text, however many escapes come before a quote).
     j = start + 1
-    while True:
-        k = sql.find(quote, j)
-        if k < 0:
-            return len(sql)
+    k = sql.find(quote, j)
+    while k >= 0:
         b = sql.find("\\", j, k)
         if b >= 0:
             j = b + 2
-            continue
-        if k + 1 < len(sql) and sql[k + 1] == quote:
+        elif k + 1 < n and sql[k + 1] == quote:
             j = k + 2
-            continue
-        return k + 1
+        else:
+            return k + 1
+        if k < j:
+            k = sql.find(quote, j)
+    return n
 
 
 def _block_comment_end(sql: str, start: int) -> int:
+    """Index after the (nested) block comment opening at ``start`` (the text's end if unclosed).
+
+    ``close`` is the first ``*/`` at or after ``j``, searched for again only once ``j`` has
+    passed it: each search starts where the last one of its kind ended, so many openers before
+    a closer cost one read of the text, not one per opener.
+    """
     depth = 1
     j = start + 2
-    while depth:
-        e = sql.find("*/", j)
-        if e < 0:
-            return len(sql)
-        s = sql.find("/*", j, e)
-        if s >= 0:
+    close = sql.find("*/", j)
+    while close >= 0:
+        opener = sql.find("/*", j, close)
+        if opener >= 0:
             depth += 1
-            j = s + 2
+            j = opener + 2
         else:
             depth -= 1
-            j = e + 2
-    return j
+            j = close + 2
+            if not depth:
+                return j
+        if close < j:  # passed it, or ``/*/`` made its star part of an opener
+            close = sql.find("*/", j)
+    return len(sql)
 
 
 def _number_end(sql: str, i: int, n: int) -> int:
@@ -774,7 +786,7 @@ def _summarize_tokens(toks: list[_Token]) -> tuple[list[str], str | None, str | 
 
 
 def _is_cte_list(toks: list[_Token], i: int) -> bool:
-    """Whether the WITH at ``i`` opens common table expressions (``WITH name [(...)] AS``)."""
+    """Whether the WITH at ``i`` opens common table expressions (``WITH name [(a, b)] AS``)."""
     n = len(toks)
     j = i + 1
     if j < n and toks[j][1].upper() == "RECURSIVE":
@@ -783,29 +795,26 @@ def _is_cte_list(toks: list[_Token], i: int) -> bool:
         return False
     j += 1
     if j < n and toks[j] == (_PUNCT, "("):
-        depth = 0
-        while j < n:
-            t = toks[j]
-            if t == (_PUNCT, "("):
-                depth += 1
-            elif t == (_PUNCT, ")"):
-                depth -= 1
-                if not depth:
-                    break
+        # A column list holds names and commas only. Stopping at anything else keeps the
+        # look-aheads of different WITHs apart: nested ones do not each rescan the rest.
+        j += 1
+        while j < n and (toks[j][0] in (_WORD, _QIDENT) or toks[j] == (_PUNCT, ",")):
             j += 1
+        if j >= n or toks[j] != (_PUNCT, ")"):
+            return False
         j += 1
     return j < n and toks[j][0] == _WORD and toks[j][1].upper() == "AS"
 
 
 def _read_name(toks: list[_Token], i: int) -> tuple[str, int]:
     """A possibly qualified name starting at ``i`` and the index after it."""
-    name = toks[i][1]
+    parts = [toks[i][1]]
     i += 1
     n = len(toks)
     while i + 1 < n and toks[i] == (_PUNCT, ".") and toks[i + 1][0] in (_WORD, _QIDENT):
-        name = f"{name}.{toks[i + 1][1]}"
+        parts.append(toks[i + 1][1])
         i += 2
-    return name, i
+    return ".".join(parts), i
 
 
 def _read_verb(toks: list[_Token], i: int, verb: _Verb, items: list[str]) -> int:

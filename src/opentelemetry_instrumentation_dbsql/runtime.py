@@ -190,13 +190,20 @@ class Runtime:
         return info
 
     def safe_error_text(self, message: str | None) -> str | None:
-        """An error message fit to record: sanitized unless raw query text was opted into."""
+        """An error message fit to record: sanitized unless raw query text was opted into.
+
+        Cut to the query-text length before it is sanitized, as server messages can echo a
+        whole statement: a failure costs at most what the text of a statement costs, and a
+        message cut to 64 KiB or less is cached by ``analyze``, so a failure recorded on
+        several spans (a download's and its statement's) is sanitized once.
+        """
         if not message:
             return None
+        limit = self.options.max_query_text_length
         if self.options.capture_query_text == "raw":
-            return message[: self.options.max_query_text_length]
+            return message[:limit]
         try:
-            return sanitize(message)[: self.options.max_query_text_length]
+            return sanitize(message[:limit])
         except Exception:
             return None
 
