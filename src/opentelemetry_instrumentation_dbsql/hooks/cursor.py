@@ -22,7 +22,7 @@ from opentelemetry_instrumentation_dbsql.hooks.lifecycle import (
     statement_id_of,
 )
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
-from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
+from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
 from opentelemetry_instrumentation_dbsql.statement import (
     ASYNC_TRACKER_ATTR,
     RESULT_TRACKER_ATTR,
