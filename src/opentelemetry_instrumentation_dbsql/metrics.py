@@ -151,7 +151,7 @@ class Instruments:
             "databricks.client.result.chunks",
             callbacks=[self._after_drain(self.chunks.observe)],
             unit="{chunk}",
-            description="Result chunks received (CloudFetch files and inline result pages).",
+            description="Result chunks downloaded (CloudFetch files; inline pages are not chunks).",
         )
         meter.create_observable_counter(
             "databricks.client.result.bytes",

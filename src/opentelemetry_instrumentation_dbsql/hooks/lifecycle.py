@@ -320,7 +320,8 @@ def _record_result_metrics(
         instruments.deferred.record(
             instruments.returned_rows, rows, tracker.metric_attributes, context
         )
-    chunks = tracker.inline_pages + tracker.chunk_downloads
+    # Chunks as the connector means them: CloudFetch files, never inline result pages.
+    chunks = tracker.chunk_downloads
     connection = tracker.connection
     if chunks:
         instruments.chunks.add(chunks, connection.metric_key, connection.metric_attributes)
