@@ -88,7 +88,7 @@ def payload_summary(events: Sequence[dict[str, Any]], payload_count: int) -> lis
         for e in events
     )
     apps = Counter(
-        (e.get("system_configuration") or {}).get("client_app_name", "?") for e in events
+        (e.get("system_configuration") or {}).get("client_app_name", "(none)") for e in events
     )
     lines = [
         f"{payload_count} POST(s) to /telemetry-ext, {len(events)} event(s): "
