@@ -19,7 +19,9 @@ built on the worker (or by the completing thread itself when the worker falls be
 SDK would propagate it into the application's ``cursor.execute()``).
 
 Ordering across threads: see ``statement_table`` (a statement completes when all its expected
-spans have ended, in any order). Deadlines and fork: see ``batcher``.
+spans have ended, in any order). Deadlines and fork: see ``batcher``. Interpreter exit: every
+processor registers with ``at_exit``, whose one hook shuts it down (flushing into the sink) within
+the exit budget, whether or not an SDK provider also calls ``shutdown``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from opentelemetry.trace import SpanContext
 
 from opentelemetry_instrumentation_dbsql import attributes as A
 from opentelemetry_instrumentation_dbsql.aggregation import _values as V
-from opentelemetry_instrumentation_dbsql.aggregation.batcher import RecordBatcher
+from opentelemetry_instrumentation_dbsql.aggregation import at_exit
+from opentelemetry_instrumentation_dbsql.aggregation.batcher import BatcherCounters, RecordBatcher
 from opentelemetry_instrumentation_dbsql.aggregation.config import AggregationConfig, resolve_config
 from opentelemetry_instrumentation_dbsql.aggregation.direct import DirectSpan
 from opentelemetry_instrumentation_dbsql.aggregation.pending import (
@@ -61,7 +64,8 @@ from opentelemetry_instrumentation_dbsql.aggregation.stats import AggregationSta
 
 _logger = logging.getLogger(__name__)
 
-DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 30.0
+# What the SDK's TracerProvider.shutdown (also run at exit) gives the processor: the exit budget.
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = at_exit.EXIT_BUDGET_S
 
 _Handler = Callable[[ReadableSpan, V.Attrs], None]
 
@@ -131,6 +135,7 @@ class StatementAggregationProcessor(SpanProcessor):
                     method()
 
             os.register_at_fork(after_in_child=after_in_child)
+        at_exit.register_processor(self)
 
     def _init_runtime(self) -> None:
         self._counter_lock = threading.Lock()
@@ -220,15 +225,20 @@ class StatementAggregationProcessor(SpanProcessor):
             return False
 
     def shutdown(self) -> None:
-        """``shutdown_with_timeout`` with the default deadline (30 s)."""
+        """``shutdown_with_timeout`` with the default deadline (5 s, the exit budget)."""
         self.shutdown_with_timeout(DEFAULT_SHUTDOWN_TIMEOUT_S)
+
+    @property
+    def is_shutdown(self) -> bool:
+        """True once ``shutdown`` started."""
+        return self._closed
 
     def shutdown_with_timeout(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
         """Emit live statements as incomplete, flush, stop the worker and the sink.
 
         Returns within ``timeout_s`` whatever the sink does; True when everything was exported
         and the sink shut down in time. Idempotent; concurrent callers wait for the first one
-        (up to their own deadline).
+        (up to their own deadline). Records dropped meanwhile are logged as one warning.
         """
         deadline = monotonic() + max(0.0, timeout_s)
         with self._shutdown_lock:
@@ -238,7 +248,9 @@ class StatementAggregationProcessor(SpanProcessor):
             finished = self._shutdown_done.wait(max(0.0, deadline - monotonic()))
             return finished and self._shutdown_result
         result = False
+        before: BatcherCounters | None = None
         try:
+            before = self._batcher.counters()
             open_states = self._table.close()
             if open_states:
                 self._batcher.put_many(open_states, False)
@@ -248,7 +260,32 @@ class StatementAggregationProcessor(SpanProcessor):
         finally:
             self._shutdown_result = result
             self._shutdown_done.set()
+        if before is not None:
+            self._report_shutdown_drops(before, timeout_s)
         return result
+
+    def _report_shutdown_drops(self, before: BatcherCounters, timeout_s: float) -> None:
+        try:
+            after = self._batcher.counters()
+            lost = {
+                "shutdown": after.dropped_shutdown - before.dropped_shutdown,
+                "export_timeout": after.dropped_export_timeout - before.dropped_export_timeout,
+                "sink_error": after.dropped_sink_error - before.dropped_sink_error,
+                "queue_full": after.dropped_queue_full - before.dropped_queue_full,
+                "invalid": after.dropped_invalid - before.dropped_invalid,
+            }
+            total = sum(lost.values())
+            if total:
+                _logger.warning(
+                    "aggregation shutdown (%.1f s budget): %d records not exported (%s); "
+                    "%d exported",
+                    timeout_s,
+                    total,
+                    ", ".join(f"{k}={v}" for k, v in lost.items() if v),
+                    after.records_exported - before.records_exported,
+                )
+        except Exception:
+            _logger.debug("aggregation shutdown report failed", exc_info=True)
 
     def stats(self) -> AggregationStats:
         """A snapshot of the processor's counters."""

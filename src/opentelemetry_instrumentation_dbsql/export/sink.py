@@ -4,11 +4,14 @@ The instrumentor calls ``native_telemetry_kwargs`` before ``Connection.__init__`
 ``register_connection`` right after a connection opened, and ``unregister_connection`` when it
 closed. The aggregation processor calls ``export`` from its worker and ``shutdown`` at the end.
 None of these make a network call: fetches and POSTs run on the clients' own daemon threads.
+
+At interpreter exit the hook of ``aggregation.at_exit`` first shuts the processors down (their
+queued records reach ``export``, then their ``shutdown`` flushes this sink), then every sink
+still open; a sink never shuts itself down at exit ahead of the processor feeding it.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import re
@@ -24,6 +27,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.metrics import Meter
 
+from opentelemetry_instrumentation_dbsql.aggregation import at_exit
 from opentelemetry_instrumentation_dbsql.aggregation.records import TelemetryRecord
 from opentelemetry_instrumentation_dbsql.export.circuit_breaker import (
     DEFAULT_CONFIG,
@@ -61,6 +65,7 @@ from opentelemetry_instrumentation_dbsql.export.stats import (
 )
 from opentelemetry_instrumentation_dbsql.export.telemetry_client import (
     ClientConfig,
+    ClientState,
     HostTelemetryClient,
 )
 from opentelemetry_instrumentation_dbsql.export.wire_format import (
@@ -77,7 +82,7 @@ logger = logging.getLogger(__name__)
 
 KW_KEEP_NATIVE = "keep_native_telemetry"
 ENV_KEEP_NATIVE = "OTEL_PYTHON_DBSQL_KEEP_NATIVE_TELEMETRY"
-SHUTDOWN_BUDGET_S = 5.0
+SHUTDOWN_BUDGET_S = at_exit.EXIT_BUDGET_S
 _TOMBSTONES = 4096
 
 OptionsLike = Mapping[str, Any] | object | None
@@ -439,33 +444,25 @@ class SinkConfig:
 
 
 _live_sinks: weakref.WeakSet[DatabricksTelemetrySink] = weakref.WeakSet()
-_atexit_lock = threading.Lock()
-_atexit_registered = False
-
-
-def _shutdown_all_at_exit() -> None:
-    deadline = time.monotonic() + SHUTDOWN_BUDGET_S
-    for sink in list(_live_sinks):
-        remaining = deadline - time.monotonic()
-        sink.shutdown(max(remaining, 0.0))
+_hooks_lock = threading.Lock()
+_hooks_registered = False
 
 
 def _after_fork_in_child() -> None:
-    global _atexit_lock
-    _atexit_lock = threading.Lock()
+    global _hooks_lock
+    _hooks_lock = threading.Lock()
     global_stats().reset_lock()
     for sink in list(_live_sinks):
         sink._after_fork_in_child()
 
 
-def _ensure_atexit() -> None:
-    global _atexit_registered
-    with _atexit_lock:
-        if not _atexit_registered:
-            atexit.register(_shutdown_all_at_exit)
+def _ensure_fork_hook() -> None:
+    global _hooks_registered
+    with _hooks_lock:
+        if not _hooks_registered:
             if hasattr(os, "register_at_fork"):
                 os.register_at_fork(after_in_child=_after_fork_in_child)
-            _atexit_registered = True
+            _hooks_registered = True
 
 
 class DatabricksTelemetrySink:
@@ -504,6 +501,8 @@ class DatabricksTelemetrySink:
         self._clients: dict[str, HostTelemetryClient] = {}
         self._sessions: dict[str, ConnectionHandle] = {}
         self._closed_sessions: OrderedDict[str, ConnectionHandle] = OrderedDict()
+        # Retired clients still closing (one may hold records waiting for the flag).
+        self._retiring: list[HostTelemetryClient] = []
         self._latest_by_host: dict[str, ConnectionHandle] = {}
         self._next_token = 0
         self._closed = False
@@ -511,7 +510,9 @@ class DatabricksTelemetrySink:
         if meter is not None:
             register_export_metrics(meter, self.stats)
         _live_sinks.add(self)
-        _ensure_atexit()
+        _ensure_fork_hook()
+        # Exit: after the processors, so that their queued records are still exported here.
+        at_exit.register_sink(self)
 
     # -- driver kwargs ------------------------------------------------------------------------
     def native_telemetry_kwargs(
@@ -598,8 +599,11 @@ class DatabricksTelemetrySink:
 
     def _retire(self, client: HostTelemetryClient) -> None:
         with self._lock:
-            if client.retire_if_idle() and self._clients.get(client.host_key) is client:
-                del self._clients[client.host_key]
+            if client.retire_if_idle():
+                if self._clients.get(client.host_key) is client:
+                    del self._clients[client.host_key]
+                self._retiring = [c for c in self._retiring if c.state is not ClientState.CLOSED]
+                self._retiring.append(client)
 
     def unregister_connection(self, handle: ConnectionHandle) -> None:
         """The connection closed: release its client and flag entry. Idempotent."""
@@ -696,18 +700,23 @@ class DatabricksTelemetrySink:
         """Flush every client and stop; returns within ``timeout_s`` even if endpoints hang.
 
         Idempotent and safe to call from several threads: later callers wait (up to their own
-        ``timeout_s``) for the first one to finish.
+        ``timeout_s``) for the first one to finish. Records dropped meanwhile (an endpoint that
+        does not answer in time) are logged as one warning and counted in ``stats``.
         """
         start = time.monotonic()
         with self._lock:
             first = not self._closed
             self._closed = True
             clients = list(self._clients.values())
+            clients.extend(c for c in self._retiring if c.state is not ClientState.CLOSED)
             self._clients.clear()
+            self._retiring = []
             handles = list(self._sessions.values())
         if not first:
             self._shutdown_done.wait(max(timeout_s, 0.0))
             return
+        dropped_before = self.stats.snapshot().dropped
+        unanswered = 0
         try:
             self.flags.close()
             # Keep a little of the budget for the bookkeeping after the joins.
@@ -716,7 +725,8 @@ class DatabricksTelemetrySink:
             for client in clients:
                 client.begin_close(deadline)
             for client in clients:
-                client.join(budget - (time.monotonic() - start))
+                if not client.join(budget - (time.monotonic() - start)):
+                    unanswered += client.unanswered
             for handle in handles:
                 if handle.flag_lease is not None:
                     self.flags.release(handle.flag_lease)
@@ -727,6 +737,33 @@ class DatabricksTelemetrySink:
             self._launcher.stop()
             _live_sinks.discard(self)
             self._shutdown_done.set()
+            self._report_shutdown_drops(dropped_before, unanswered, timeout_s)
+
+    def _report_shutdown_drops(
+        self, before: Mapping[str, int], unanswered: int, timeout_s: float
+    ) -> None:
+        """One warning when shutting down lost records (or may have: ``unanswered`` records
+        were sent but not answered in time, and their answer is lost if the process ends)."""
+        try:
+            after = self.stats.snapshot().dropped
+            lost = {
+                reason: count - before.get(reason, 0)
+                for reason, count in after.items()
+                # Records the server's flag turned away are not lost.
+                if reason != DropReason.DISABLED.value and count > before.get(reason, 0)
+            }
+            parts = []
+            if lost:
+                detail = ", ".join(f"{k}={v}" for k, v in lost.items())
+                parts.append(f"{sum(lost.values())} records not sent ({detail})")
+            if unanswered:
+                parts.append(f"{unanswered} records sent without an answer in time")
+            if parts:
+                logger.warning(
+                    "Databricks telemetry shutdown (%.1f s budget): %s", timeout_s, "; ".join(parts)
+                )
+        except Exception:
+            logger.debug("Telemetry shutdown report failed", exc_info=True)
 
     def _after_fork_in_child(self) -> None:
         """A forked child has none of the parent's threads: start over with empty state.
@@ -738,6 +775,7 @@ class DatabricksTelemetrySink:
         self._clients = {}
         self._sessions = {}
         self._closed_sessions = OrderedDict()
+        self._retiring = []
         self._latest_by_host = {}
         self._shutdown_done = threading.Event()
         self._launcher = ThreadLauncher()

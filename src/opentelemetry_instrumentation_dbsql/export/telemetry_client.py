@@ -133,6 +133,7 @@ class HostTelemetryClient:
         self._linger_until = 0.0
         self._close_deadline = float("inf")
         self._in_flight = 0
+        self._in_flight_records = 0
         self._thread: threading.Thread | None = None
         self._rng = random.Random()
 
@@ -214,7 +215,10 @@ class HostTelemetryClient:
         self._cond.notify_all()
 
     def join(self, timeout_s: float) -> bool:
-        """Wait for the worker; on timeout count what is left as dropped. True when done."""
+        """Wait for the worker; on timeout count what is left as dropped. True when done.
+
+        A batch still being sent at the timeout is not counted: its outcome is counted when
+        the endpoint answers (never, if the process ends first; see ``unanswered``)."""
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
@@ -226,6 +230,12 @@ class HostTelemetryClient:
             self._drop_all_held(DropReason.SHUTDOWN)
             return False
         return True
+
+    @property
+    def unanswered(self) -> int:
+        """Records of the batch being sent, whose outcome is not known yet."""
+        with self._cond:
+            return self._in_flight_records
 
     # -- records in ---------------------------------------------------------------------------
     def enqueue(self, proto_logs: Sequence[str], flag: FlagEntry | None = None) -> None:
@@ -332,6 +342,7 @@ class HostTelemetryClient:
                     batch = [self._queue.popleft() for _ in range(n)]
                     self.stats.adjust_held(queued=-n)
                     self._in_flight += 1
+                    self._in_flight_records += n
                     deadline = now + self.config.batch_deadline_s
                     return batch, min(deadline, self._close_deadline)
                 if closing:
@@ -370,6 +381,7 @@ class HostTelemetryClient:
                 finally:
                     with self._cond:
                         self._in_flight -= 1
+                        self._in_flight_records -= len(batch)
                         self._cond.notify_all()
         finally:
             self._finish()
