@@ -10,10 +10,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RpcRecord:
-    """One Thrift RPC as received.
+    """One Thrift RPC or Statement Execution API call as received.
 
     ``started`` is wall-clock epoch seconds, ``duration`` seconds spent answering it
-    (server-side delays included) and ``status`` the HTTP status sent back.
+    (server-side delays included) and ``status`` the HTTP status sent back. ``protocol`` is
+    ``"thrift"`` (``request`` is the Thrift request struct) or ``"rest"`` (``request`` is the
+    JSON body with the path's ids, ``name`` one of the names in ``sea_endpoint``).
     """
 
     name: str
@@ -21,6 +23,7 @@ class RpcRecord:
     started: float
     duration: float
     status: int = 200
+    protocol: str = "thrift"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ class ServedStatement:
     ``statement_id`` is the operation guid as a UUID string, the same string the driver
     exposes as ``cursor.query_id``. ``pages`` counts the responses that carried rows or links
     (the direct-results page included) and ``page_rows`` their row counts.
+
+    Statements served over the REST API (``protocol="rest"``) are recorded in the same terms:
+    ``state`` uses the Thrift names, ``result_format`` ``columnar`` for JSON_ARRAY rows,
+    ``n_polls`` counts GetStatement calls and ``direct_results`` means the ExecuteStatement
+    answer carried the result.
     """
 
     statement_id: str
@@ -81,6 +89,7 @@ class ServedStatement:
     scripted: bool = False
     started: float = 0.0
     finished: float | None = None
+    protocol: str = "thrift"
 
     @property
     def compressed_bytes(self) -> int:
@@ -135,7 +144,7 @@ class Recorder:
                 record.page_rows.append(rows)
 
     def add_poll(self, statement_id: str) -> None:
-        """Count one GetOperationStatus call."""
+        """Count one status poll (GetOperationStatus or GetStatement)."""
         with self._lock:
             record = self._served.get(statement_id)
             if record is not None:

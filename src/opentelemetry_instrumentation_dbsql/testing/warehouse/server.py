@@ -21,6 +21,7 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.endpoints import (
 from opentelemetry_instrumentation_dbsql.testing.warehouse.records import HttpRecord, Recorder
 from opentelemetry_instrumentation_dbsql.testing.warehouse.results import FileStore
 from opentelemetry_instrumentation_dbsql.testing.warehouse.rpc import ThriftEndpoint
+from opentelemetry_instrumentation_dbsql.testing.warehouse.sea_endpoint import SeaEndpoint
 from opentelemetry_instrumentation_dbsql.testing.warehouse.wire import Reply, Request
 
 CLOUDFETCH_PREFIX = "/cloudfetch/"
@@ -38,9 +39,11 @@ class Router:
         telemetry: TelemetryEndpoint,
         files: FileStore,
         recorder: Recorder,
+        sea: SeaEndpoint | None = None,
     ) -> None:
         self._http_path = http_path.rstrip("/")
         self._thrift = thrift
+        self._sea = sea
         self._flags = flags
         self._telemetry = telemetry
         self._files = files
@@ -51,6 +54,8 @@ class Router:
         path = urlsplit(request.path).path.rstrip("/") or "/"
         if request.method == "POST" and path == self._http_path:
             return self._thrift.handle(request)
+        if self._sea is not None and self._sea.handles(request):
+            return self._sea.handle(request)
         if request.method == "GET" and path.startswith(FEATURE_FLAG_PREFIX):
             return self._flags.handle(request)
         if request.method == "POST" and path in TELEMETRY_PATHS:

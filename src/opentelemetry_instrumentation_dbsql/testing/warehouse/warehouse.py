@@ -29,6 +29,8 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.scripting import (
     ScriptHandle,
     StatementScript,
 )
+from opentelemetry_instrumentation_dbsql.testing.warehouse.sea_endpoint import SeaEndpoint
+from opentelemetry_instrumentation_dbsql.testing.warehouse.sea_service import SeaService
 from opentelemetry_instrumentation_dbsql.testing.warehouse.server import (
     Router,
     WarehouseHTTPServer,
@@ -38,7 +40,8 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.tls import Certificat
 
 
 class LocalWarehouse:
-    """A local Databricks SQL warehouse: Thrift TCLIService, feature flags, telemetry, CloudFetch.
+    """A local Databricks SQL warehouse: Thrift TCLIService and the Statement Execution API,
+    feature flags, telemetry, CloudFetch.
 
     ``with LocalWarehouse() as wh: databricks.sql.connect(**wh.connect_kwargs())``. Every
     instance has its own port, its own DuckDB database and its own records.
@@ -81,6 +84,7 @@ class LocalWarehouse:
         self._files = FileStore()
         self._engine: Engine | None = None
         self._service: ThriftService | None = None
+        self._sea: SeaService | None = None
         self._server: WarehouseHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tempdir: str | None = None
@@ -114,6 +118,17 @@ class LocalWarehouse:
                 link_ttl=self._link_ttl,
                 cloudfetch_min_rows=self._cloudfetch_min_rows,
             )
+            self._sea = SeaService(
+                self._engine,
+                self._scripts,
+                self._recorder,
+                self._files,
+                self.base_url,
+                warehouse_id=self.warehouse_id,
+                long_poll=self._long_poll,
+                link_ttl=self._link_ttl,
+                cloudfetch_min_rows=self._cloudfetch_min_rows,
+            )
             # The router needs the bound port (CloudFetch links), hence set after binding.
             server.router = Router(
                 self.http_path,
@@ -122,6 +137,7 @@ class LocalWarehouse:
                 telemetry=self.telemetry,
                 files=self._files,
                 recorder=self._recorder,
+                sea=SeaEndpoint(self._sea, self._faults, self._recorder),
             )
             self._thread = threading.Thread(
                 target=server.serve_forever,
@@ -176,6 +192,8 @@ class LocalWarehouse:
                 self._thread.join(timeout=5)
             if self._service is not None:
                 self._service.close_all()
+            if self._sea is not None:
+                self._sea.close_all()
             if self._engine is not None:
                 self._engine.close()
             self._files.clear()
@@ -236,6 +254,8 @@ class LocalWarehouse:
         telemetry requests come here too; ``_connection_uri`` carries the Thrift URL (also
         with TLS: without it the driver would build ``https://{host}:{_port}{http_path}``
         while flags and telemetry went to port 443). ``_port`` makes ``session.port`` right.
+        With ``use_sea=True`` the REST backend's form is returned (see the comment below);
+        ``use_kernel=True`` needs nothing else.
         """
         kwargs: dict[str, Any] = {
             "server_hostname": self.base_url,
@@ -246,6 +266,14 @@ class LocalWarehouse:
         }
         if self.tls:
             kwargs["_tls_trusted_ca_file"] = self.cert_file
+        if extra.get("use_sea"):
+            # The SEA backend builds its base URL as "<server_hostname>:<_port>": the origin
+            # must come without its port. Feature-flag and telemetry requests then go to the
+            # scheme's default port, not here, and a refused flag fetch costs about 30 s of
+            # retries: the driver's own telemetry is off unless asked for.
+            kwargs["server_hostname"] = f"{'https' if self.tls else 'http'}://{self.host}"
+            del kwargs["_connection_uri"]
+            kwargs["enable_telemetry"] = False
         if catalog is not None:
             kwargs["catalog"] = catalog
         if schema is not None:
