@@ -24,6 +24,12 @@ class StatementScript:
     ``"status"`` an ERROR_STATUS TStatus (``DatabaseError``).
     ``result_format``/``lz4``/``page_size``/``cloudfetch_files`` override how rows are served;
     ``link_ttl`` how long CloudFetch links stay valid.
+
+    Over the Statement Execution API the same script applies: polls are GetStatement calls
+    (answered ``RUNNING``), ``error_style="status"`` answers the call with HTTP 400, and
+    ``result_format`` picks JSON_ARRAY rows inline (``columnar``), an Arrow attachment
+    (``arrow``) or external links (``cloudfetch``); ``page_size`` is the rows per inline chunk,
+    or the rows of links handed out per response.
     """
 
     sql: str
