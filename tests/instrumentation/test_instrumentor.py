@@ -86,22 +86,21 @@ def test_suppress_instrumentation(warehouse: Any, telemetry: Telemetry) -> None:
     assert (statements[0].attributes or {})["db.query.text"] == "SELECT ?"
 
 
-def test_suppression_check_reads_the_keys_the_api_reads() -> None:
+def test_suppression_by_the_plain_context_key(warehouse: Any, telemetry: Telemetry) -> None:
+    # Older instrumentations suppress through the plain "suppress_instrumentation" key.
     from opentelemetry import context as otel_context
-    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-    from opentelemetry_instrumentation_dbsql.hooks import lifecycle
-
-    assert len(lifecycle._SUPPRESS_KEYS) == 2  # the one-lookup path is the one in use
-    assert lifecycle.instrumentation_enabled() is True
-    with suppress_instrumentation():
-        assert lifecycle.instrumentation_enabled() is is_instrumentation_enabled() is False
-    token = otel_context.attach(otel_context.set_value("suppress_instrumentation", True))
-    try:
-        assert lifecycle.instrumentation_enabled() is is_instrumentation_enabled() is False
-    finally:
-        otel_context.detach(token)
-    assert lifecycle.instrumentation_enabled() is True
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        token = otel_context.attach(otel_context.set_value("suppress_instrumentation", True))
+        try:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+        finally:
+            otel_context.detach(token)
+        cursor.execute("SELECT 2")
+        cursor.fetchall()
+    statements = [s for s in telemetry.spans() if s.name == "SELECT"]
+    assert len(statements) == 1
 
 
 def test_after_uninstrument_nothing_is_recorded(warehouse: Any) -> None:

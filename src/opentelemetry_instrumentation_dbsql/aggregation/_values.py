@@ -18,10 +18,11 @@ def plain(attributes: object) -> Attrs | None:
     """The plain dict behind an SDK attribute mapping, else the mapping itself.
 
     ``BoundedAttributes`` implements ``get`` in Python and pays for a raised ``KeyError`` on
-    every absent key (about 0.35 us, ten times a dict lookup); most of the attributes the
-    processor asks for are absent on any one span. The SDK makes the mapping immutable when
-    the span ends, so reading the dict behind it afterwards is safe. Anything unexpected falls
-    back to the public mapping.
+    every absent key; most of the attributes the processor asks for are absent on any one
+    span. ``benchmarks/bench_private_reads.py``: 68 reads cost 2.2 us through the dict, 24.6 us
+    through the mapping (x11). The SDK makes the mapping immutable when the span ends, so
+    reading the dict behind it afterwards is safe. Anything unexpected falls back to the public
+    mapping.
     """
     if type(attributes) is dict:
         return attributes

@@ -35,7 +35,6 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Final, cast
 
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext
@@ -171,14 +170,7 @@ class StatementAggregationProcessor(SpanProcessor):
             if scope is None or scope.name != A.INSTRUMENTATION_SCOPE:
                 self._count_ignored()
                 return
-            if type(span) is ReadableSpan:  # what the SDK passes: read the dict behind it
-                raw = span._attributes
-                if type(raw) is BoundedAttributes:
-                    attrs = V.plain(raw)
-                else:
-                    attrs = raw if type(raw) is dict else V.plain(raw)
-            else:
-                attrs = V.plain(span.attributes)
+            attrs = V.span_attributes(span)
             if attrs is None:
                 self._count_ignored()
                 return

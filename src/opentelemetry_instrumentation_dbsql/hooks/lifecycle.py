@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.instrumentation import utils as _instrumentation_utils
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
@@ -32,15 +31,6 @@ from opentelemetry_instrumentation_dbsql.tags import current_tags
 # The key urllib3/requests instrumentations check (what suppress_http_instrumentation() sets).
 SUPPRESS_HTTP_KEY: str = getattr(
     otel_context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", "suppress_http_instrumentation"
-)
-# The keys is_instrumentation_enabled() reads; empty when this API release names them otherwise.
-_SUPPRESS_KEYS: tuple[str, ...] = tuple(
-    key
-    for key in (
-        getattr(_instrumentation_utils, "_SUPPRESS_INSTRUMENTATION_KEY", None),
-        getattr(_instrumentation_utils, "_SUPPRESS_INSTRUMENTATION_KEY_PLAIN", None),
-    )
-    if isinstance(key, str)
 )
 _PARAM_VALUE_LIMIT = 256
 
@@ -98,16 +88,7 @@ def should_record(state: ConnectionState | None) -> bool:
     # instrumented call.
     if state is None or not state.runtime.wants(export_active(state)):
         return False
-    return instrumentation_enabled()
-
-
-def instrumentation_enabled() -> bool:
-    """``is_instrumentation_enabled()``, reading the current context once instead of once per
-    key (this runs on every statement)."""
-    if len(_SUPPRESS_KEYS) != 2:
-        return is_instrumentation_enabled()
-    current = otel_context.get_current()
-    return not (current.get(_SUPPRESS_KEYS[0]) or current.get(_SUPPRESS_KEYS[1]))
+    return is_instrumentation_enabled()
 
 
 def enter_context(recorder: SpanRecorder, tracker: StatementTracker) -> tuple[object, object]:
