@@ -1,17 +1,13 @@
-"""The connector's SEA backend (``use_sea=True``, REST Statement Execution API) against the local
-warehouse, which serves the Thrift protocol only.
+"""The connector's SEA backend (``use_sea=True``, the REST Statement Execution API) with the
+instrumentation on: statements run against the local warehouse's REST API give the driver's
+results unchanged, and each gets its spans, matching what the warehouse served.
 
-Connecting with ``use_sea=True`` gets as far as the SEA session request
-(``POST /api/2.0/sql/sessions``); the warehouse answers 404 and the driver raises
-``RequestError``. So no SEA statement can run here: what is tested is that the instrumentation
-leaves the SEA code path's failure exactly as the driver raises it, and records it on a
-CREATE_SESSION span with ``databricks.backend = "sea"``.
+The rest of the instrumentation suite runs on the Thrift backend; this only checks that SEA
+statements are not broken and are recorded.
 """
 
 from __future__ import annotations
 
-import gc
-import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,48 +15,42 @@ import databricks.sql
 import pytest
 import wrapt
 from databricks.sql.client import Connection
-from databricks.sql.exc import RequestError
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import StatusCode
 
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 from tests.conftest import Telemetry, make_telemetry
 
-SESSION_REQUEST = ("POST", "/api/2.0/sql/sessions")
+# The SEA backend logs a deprecation warning per connection.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-# The driver's Connection.__del__ trips over the half-built connection of a failed connect
-# (AttributeError: no attribute 'session'), with or without instrumentation.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
-
-def _sea_kwargs(warehouse: LocalWarehouse) -> dict[str, Any]:
-    kwargs = warehouse.connect_kwargs(use_sea=True)
-    # SEA builds its base URL as "<server_hostname>:<_port>": the origin without the port.
-    kwargs["server_hostname"] = f"http://{warehouse.host}"
-    return kwargs
+LINKED = "SELECT * FROM orders ORDER BY id"
 
 
-def _connect_error(warehouse: LocalWarehouse) -> BaseException:
-    with pytest.raises(Exception) as caught:
-        databricks.sql.connect(**_sea_kwargs(warehouse))
-    gc.collect()  # the driver's __del__ noise happens here, inside this test
-    return caught.value
-
-
-def _innermost_frame(exc: BaseException) -> str:
-    return traceback.extract_tb(exc.__traceback__)[-1].filename
-
-
-def _shape(exc: BaseException) -> tuple[Any, ...]:
-    """What a caller can see of a driver exception."""
-    cause = exc.__cause__
-    return (
-        type(exc),
-        str(exc),
-        exc.args[:1],
-        type(cause) if cause is not None else None,
-        getattr(exc, "context", None),
-        _innermost_frame(exc),
-    )
+def _workload(warehouse: LocalWarehouse) -> tuple[list[Any], list[str]]:
+    """Run statements over SEA; returns what the driver gave back and the statement ids."""
+    outcomes: list[Any] = []
+    query_ids: list[str] = []
+    with databricks.sql.connect(**warehouse.connect_kwargs(use_sea=True)) as connection:
+        with connection.cursor() as cursor:
+            for sql, params in [
+                (LINKED, None),  # three external links, two fetched by chunk calls
+                ("SELECT :id AS id, :name AS name", {"id": 7, "name": "x"}),
+                ("SELECT 5 AS five", None),  # polled while RUNNING
+                ("INSERT INTO orders (id) VALUES (1000), (1001)", None),
+            ]:
+                cursor.execute(sql, params)
+                rows = [tuple(r) for r in cursor.fetchall()]
+                outcomes.append((rows, cursor.description, cursor.rowcount))
+                query_ids.append(cursor.query_id)
+            cursor.catalogs()
+            outcomes.append([tuple(r) for r in cursor.fetchall()])
+            query_ids.append(cursor.query_id)
+            try:
+                cursor.execute("SELECT * FROM no_such_table")
+            except databricks.sql.exc.Error as error:
+                outcomes.append((type(error), str(error)))
+                query_ids.append(cursor.query_id)
+    return outcomes, query_ids
 
 
 @pytest.fixture
@@ -70,54 +60,46 @@ def uninstrumented() -> Iterator[None]:
     yield
 
 
-def test_sea_session_creation_is_not_served_by_the_local_warehouse(
+def test_sea_statements_are_unchanged_and_traced(
     warehouse: LocalWarehouse, uninstrumented: None
 ) -> None:
-    error = _connect_error(warehouse)
-    assert isinstance(error, RequestError)
-    assert "404" in str(error)
-    requests = [(r.method, r.path, r.status) for r in warehouse.http_requests]
-    assert requests == [(*SESSION_REQUEST, 404)]
-    assert warehouse.rpcs == []  # no Thrift call: the SEA path was taken
-
-
-def test_instrumentation_passes_the_sea_error_through_and_records_it(
-    warehouse: LocalWarehouse, uninstrumented: None
-) -> None:
-    baseline = _connect_error(warehouse)
+    warehouse.script(LINKED, cloudfetch_files=3, times=2)
+    warehouse.script("SELECT 5 AS five", running_polls=1, times=2)
+    baseline, _ = _workload(warehouse)
+    warehouse.execute_sql("DELETE FROM orders WHERE id >= 1000")
     warehouse.reset_records()
 
     telemetry: Telemetry = make_telemetry()
     try:
-        assert isinstance(vars(Connection)["__init__"], wrapt.FunctionWrapper)
-        instrumented = _connect_error(warehouse)
+        instrumented, query_ids = _workload(warehouse)
     finally:
         telemetry.instrumentor.uninstrument()
         telemetry.tracer_provider.shutdown()
 
-    # The very failure the driver raises without instrumentation, raised from driver code.
-    assert _shape(instrumented) == _shape(baseline)
-    assert "opentelemetry_instrumentation_dbsql" not in _innermost_frame(instrumented)
-    assert [(r.method, r.path) for r in warehouse.http_requests] == [SESSION_REQUEST]
+    assert instrumented == baseline
+    assert baseline[0][0][:2] == [(0, "customer_0", 0.0), (1, "customer_1", 1.5)]
+    assert "GetStatementResultChunk" in warehouse.rpc_names()
+    assert "GetStatement" in warehouse.rpc_names()
+    served = warehouse.served
+    assert list(served) == query_ids
 
-    (span,) = telemetry.spans()
-    attributes = dict(span.attributes or {})
-    assert span.kind is SpanKind.CLIENT
-    assert span.status.status_code is StatusCode.ERROR
-    assert attributes["databricks.span.role"] == "CREATE_SESSION"
-    assert attributes["databricks.backend"] == "sea"
-    assert attributes["error.type"] == "databricks.sql.exc.RequestError"
-    assert attributes["server.address"] == warehouse.host
-    assert attributes["server.port"] == warehouse.port
-    assert attributes["databricks.warehouse.id"] == warehouse.warehouse_id
-    assert "databricks.session.id" not in attributes
-    (event,) = [e for e in span.events if e.name == "exception"]
-    assert (event.attributes or {})["exception.type"] == "databricks.sql.exc.RequestError"
-    # The failed connect still counts in the connection-time histogram, with its error type.
-    (point,) = telemetry.metrics()["db.client.connection.create_time"]
-    assert point.count == 1
-    assert point.attributes["error.type"] == "databricks.sql.exc.RequestError"
-    assert "db.client.connection.count" not in telemetry.metrics()
+    (session,) = telemetry.spans_by_role("CREATE_SESSION")
+    assert dict(session.attributes or {})["databricks.backend"] == "sea"
+    statements = telemetry.spans_by_role("STATEMENT")
+    assert [(s.attributes or {}).get("databricks.statement.id") for s in statements] == query_ids
+    for span, query_id in zip(statements, query_ids, strict=True):
+        attributes = dict(span.attributes or {})
+        assert attributes["server.port"] == warehouse.port
+        assert attributes["databricks.session.id"] == served[query_id].session_id
+        if served[query_id].state == "ERROR":
+            assert span.status.status_code is StatusCode.ERROR
+            assert attributes["db.response.status_code"] == served[query_id].sqlstate == "42P01"
+        else:
+            assert span.status.status_code is StatusCode.UNSET
+            consumed = telemetry.consumption(span)
+            returned = dict(consumed.attributes or {})["db.response.returned_rows"]
+            assert returned == served[query_id].rows
+    assert len(telemetry.spans_by_role("DELETE_SESSION")) == 1
 
 
 def test_thrift_is_the_backend_of_a_plain_connect(
@@ -131,3 +113,4 @@ def test_thrift_is_the_backend_of_a_plain_connect(
     (span,) = telemetry.spans_by_role("CREATE_SESSION")
     assert dict(span.attributes or {})["databricks.backend"] == "thrift"
     assert "OpenSession" in warehouse.rpc_names()
+    assert {r.protocol for r in warehouse.rpcs} == {"thrift"}
