@@ -41,15 +41,15 @@ def _workload(warehouse: LocalWarehouse) -> tuple[list[Any], list[str]]:
                 cursor.execute(sql, params)
                 rows = [tuple(r) for r in cursor.fetchall()]
                 outcomes.append((rows, cursor.description, cursor.rowcount))
-                query_ids.append(cursor.query_id)
+                query_ids.append(str(cursor.query_id))
             cursor.catalogs()
             outcomes.append([tuple(r) for r in cursor.fetchall()])
-            query_ids.append(cursor.query_id)
+            query_ids.append(str(cursor.query_id))
             try:
                 cursor.execute("SELECT * FROM no_such_table")
             except databricks.sql.exc.Error as error:
                 outcomes.append((type(error), str(error)))
-                query_ids.append(cursor.query_id)
+                query_ids.append(str(cursor.query_id))
     return outcomes, query_ids
 
 
