@@ -1,11 +1,12 @@
-"""The reads of private OpenTelemetry names this package keeps, against their public twins.
+"""The shortcuts this package keeps on hot paths, each against its plain twin.
 
-    .venv/bin/python benchmarks/bench_private_reads.py [--number N] [--repeat R]
+    .venv/bin/python benchmarks/bench_shortcuts.py [--number N] [--repeat R]
 
-Each row times one check the instrumentation makes per statement (or per attribute the
-aggregation processor reads), first as the package does it, then through the public API only,
-in the same run, and prints both and their ratio. A private read stays in the package only
-where this shows a gain worth the coupling; the comment beside it cites the row.
+Each row times one thing the instrumentation does per statement (or per span the aggregation
+processor reads), first as the package does it, then the plain way (public API, standard
+library), in the same run, and prints both and their ratio. A shortcut (a private read, a
+hand-written replacement) stays in the package only where this shows a gain worth it; the
+comment beside it cites the row.
 
 ``no-SDK provider check``
     ``Runtime`` asks, on every statement while no SDK provider is in use, whether one has been
@@ -15,12 +16,17 @@ where this shows a gain worth the coupling; the comment beside it cites the row.
 ``processor attribute reads``
     The aggregation processor reads about 30 keys of each ended span, most of them absent: the
     plain dict behind the SDK's ``BoundedAttributes`` against the mapping's own ``get``.
+``statement id text``
+    The statement id as UUID text from the 16 bytes of the operation handle, as the driver's
+    ``query_id`` writes it: ``ids.uuid_text`` against ``str(uuid.UUID(bytes=...))``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import timeit
+import uuid
 from collections.abc import Callable
 
 from opentelemetry import metrics, trace
@@ -31,6 +37,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from opentelemetry_instrumentation_dbsql import attributes as A
 from opentelemetry_instrumentation_dbsql.aggregation import _values as V
+from opentelemetry_instrumentation_dbsql.ids import uuid_text
 
 _KEYS = [value for name, value in vars(A).items() if name.isupper() and isinstance(value, str)]
 
@@ -93,6 +100,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     span = _ended_span()
+    guid = os.urandom(16)
     rows = [
         ("no-SDK provider check", _private_provider_check, _public_provider_check),
         (
@@ -100,6 +108,7 @@ def main() -> None:
             _reads_private(span),
             _reads_public(span),
         ),
+        ("statement id text", lambda: uuid_text(guid.hex()), lambda: str(uuid.UUID(bytes=guid))),
     ]
     print(f"{'check':<42}{'package ns':>12}{'public ns':>12}{'public/package':>16}")
     for name, private, public in rows:

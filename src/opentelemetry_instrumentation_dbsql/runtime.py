@@ -88,7 +88,7 @@ class Runtime:
     # --- is anybody listening? ---------------------------------------------------------------
     def _refresh(self) -> None:
         # The module globals behind the public getters, which read the environment on every
-        # call: 0.11 us against 1.8 us for the two getters (benchmarks/bench_private_reads.py),
+        # call: 0.11 us against 1.8 us for the two getters (benchmarks/bench_shortcuts.py),
         # paid by every statement of a process without an SDK (+5.9 us in all).
         global_tracer = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
         global_meter = getattr(_metrics_internal, "_METER_PROVIDER", _UNKNOWN)

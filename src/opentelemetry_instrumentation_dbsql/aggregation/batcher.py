@@ -164,16 +164,10 @@ class RecordBatcher:
                 self._emitted[item.KIND] += 1
                 self._dropped_shutdown += 1
                 return
-            # _append_locked, inlined: this is on every completing span's path.
-            self._emitted[item.KIND] += 1
-            pending = self._pending
-            if len(pending) >= self._max_queue:
-                self._drop_oldest_locked()
-            pending.append(item)
-            self._enqueued += 1
+            self._append_locked(item)
             if urgent:
                 self._urgent = True
-            elif len(pending) < self._batch_size:
+            elif len(self._pending) < self._batch_size:
                 if self._worker is None:
                     self._start_worker_locked()
                 return

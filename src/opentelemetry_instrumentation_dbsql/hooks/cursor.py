@@ -133,11 +133,10 @@ class CursorHooks:
         (``query_tags`` is their 5th / 4th positional argument)."""
         if getattr(instance, ASYNC_TRACKER_ATTR, None) is not None:
             _abandon_async(instance)
-        # _argument(), inlined: this runs on every statement.
         tracker = begin_statement(
             state,
-            operation=args[0] if args else kwargs.get("operation"),
-            parameters=args[1] if len(args) > 1 else kwargs.get("parameters"),
+            operation=_argument(args, kwargs, 0, "operation"),
+            parameters=_argument(args, kwargs, 1, "parameters"),
             operation_type="EXECUTE_STATEMENT",
             statement_type="QUERY",
             is_async=is_async,

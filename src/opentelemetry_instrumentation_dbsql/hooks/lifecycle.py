@@ -188,7 +188,8 @@ def statement_id_of(cursor: object) -> str | None:
     """The statement id (``cursor.query_id``), also on releases without that property."""
     guid = getattr(getattr(cursor, "active_command_id", None), "guid", None)
     if type(guid) is bytes and len(guid) == 16:
-        # str(uuid.UUID(bytes=guid)), which the driver's query_id returns, at a fifth of its cost
+        # str(uuid.UUID(bytes=guid)), which the driver's query_id returns: 0.39 against 1.56 us
+        # (benchmarks/bench_shortcuts.py), once per statement.
         return uuid_text(guid.hex())
     if type(guid) is str and guid:  # SEA statement ids are strings already
         return guid
