@@ -3,6 +3,7 @@ backend (``use_sea=True``), plus a few protocol-level checks over plain HTTP."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import decimal
 import json
@@ -12,6 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import databricks.sql
+import lz4.frame
+import pyarrow as pa
 import pytest
 import urllib3
 from databricks.sql import exc
@@ -523,3 +526,45 @@ def test_inline_chunks_over_http(warehouse: LocalWarehouse) -> None:
     assert "next_chunk_index" not in last
     assert rest.call("GET", f"/statements/{statement}/result/chunks/3")[0] == 400
     assert warehouse.served[statement].page_rows == [2, 1]
+
+
+def test_hybrid_disposition_over_http() -> None:
+    """The request the kernel backend sends: hybrid disposition, LZ4, no ``wait_timeout``.
+
+    Results up to ``cloudfetch_min_rows`` rows come inline as an Arrow attachment, larger
+    ones as external links."""
+    with LocalWarehouse(cloudfetch_min_rows=5) as warehouse:
+        _check_hybrid(warehouse)
+
+
+def _check_hybrid(warehouse: LocalWarehouse) -> None:
+    rest = Rest(warehouse)
+    status, session = rest.call(
+        "POST",
+        "/sessions",
+        {"warehouse_id": warehouse.warehouse_id, "catalog": "main", "execution_mode": "FAST"},
+    )
+    assert status == 200
+    hybrid = {
+        "format": "ARROW_STREAM",
+        "disposition": "INLINE_OR_EXTERNAL_LINKS",
+        "result_compression": "LZ4_FRAME",
+    }
+    _, small = rest.execute(session["session_id"], "SELECT * FROM range(3)", **hybrid)
+    assert small["manifest"]["result_compression"] == "LZ4_FRAME"
+    raw = lz4.frame.decompress(base64.b64decode(small["result"]["attachment"]))
+    assert pa.ipc.open_stream(raw).read_all().column(0).to_pylist() == [0, 1, 2]
+
+    warehouse.script("SELECT * FROM range(10)", cloudfetch_files=2)
+    _, linked = rest.execute(session["session_id"], "SELECT * FROM range(10)", **hybrid)
+    (link,) = linked["result"]["external_links"]
+    assert (link["chunk_index"], link["row_count"], link["next_chunk_index"]) == (0, 5, 1)
+    assert link["expiration"].endswith("Z") and link["http_headers"] == {}
+    statement = linked["statement_id"]
+    _, rest_of_it = rest.call("GET", f"/statements/{statement}/result/chunks/1?row_offset=5")
+    (second,) = rest_of_it["external_links"]
+    assert (second["chunk_index"], second["row_offset"]) == (1, 5)
+    assert "next_chunk_index" not in second
+    (chunk_call,) = [r for r in warehouse.rpcs if r.name == "GetStatementResultChunk"]
+    assert chunk_call.request == {"id": statement, "chunk": "1", "row_offset": "5"}
+    assert [f.downloads for f in warehouse.served[statement].files] == [0, 0]

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from opentelemetry_instrumentation_dbsql.testing.warehouse.faults import FaultPlan
 from opentelemetry_instrumentation_dbsql.testing.warehouse.records import Recorder, RpcRecord
@@ -93,11 +93,11 @@ class SeaEndpoint:
         try:
             body = _body(request)
         except ValueError:
-            body = {}
             reply = json_reply({"error_code": "MALFORMED_REQUEST", "message": "bad JSON"}, 400)
             self._record(name, {**params}, started, clock, reply.status)
             return reply
-        recorded = {**body, **params}
+        # The kernel adds ``?row_offset=`` to chunk calls: recorded, not needed to answer.
+        recorded = {**body, **dict(parse_qsl(urlsplit(request.path).query)), **params}
         fault = self._faults.take(name)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
