@@ -350,7 +350,10 @@ class LocalWarehouse:
         delay: float = 0.0,
         reset: bool = False,
     ) -> None:
-        """Make the next ``times`` calls of RPC ``name`` (``"*"``: any) fail or slow down."""
+        """Make the next ``times`` calls of RPC ``name`` (``"*"``: any) fail or slow down.
+
+        ``name`` is a Thrift RPC or a REST call name (``ExecuteStatement`` names both).
+        """
         self._faults.add(name, RpcFault(status, dict(headers or {}), delay, reset), times)
 
     def clear_faults(self) -> None:
@@ -365,11 +368,11 @@ class LocalWarehouse:
 
     @property
     def rpcs(self) -> list[RpcRecord]:
-        """Every Thrift RPC received, in order."""
+        """Every Thrift RPC and REST call received, in order (see ``RpcRecord.protocol``)."""
         return self._recorder.rpcs
 
     def rpc_names(self) -> list[str]:
-        """The names of the RPCs received, in order."""
+        """The names of the RPCs and REST calls received, in order."""
         return [r.name for r in self._recorder.rpcs]
 
     @property
