@@ -20,9 +20,6 @@ from opentelemetry.trace import StatusCode
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 from tests.conftest import Telemetry, make_telemetry
 
-# The SEA backend logs a deprecation warning per connection.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 LINKED = "SELECT * FROM orders ORDER BY id"
 
 

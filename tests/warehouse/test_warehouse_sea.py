@@ -21,9 +21,6 @@ from databricks.sql import exc
 
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 
-# The SEA backend logs a deprecation warning per connection; nothing to see for these tests.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 ROWS = 1000
 BIG = "SELECT id, label, half FROM big ORDER BY id"
 SESSION_CALLS = ["CreateSession", "DeleteSession"]
