@@ -182,7 +182,6 @@ class SeaService:
         self._lock = threading.Lock()
         self._sessions: dict[str, RestSession] = {}
         self._statements: dict[str, RestStatement] = {}
-        self.sessions_opened = 0
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -204,12 +203,6 @@ class SeaService:
         warehouse = body.get("warehouse_id")
         if warehouse is not None and warehouse != self._warehouse_id:
             raise RestError(404, "NOT_FOUND", f"Warehouse {warehouse} does not exist.")
-
-    @property
-    def open_sessions(self) -> int:
-        """How many sessions are open."""
-        with self._lock:
-            return len(self._sessions)
 
     def close_all(self) -> None:
         """Close every session (the warehouse is stopping)."""
@@ -242,7 +235,6 @@ class SeaService:
         session = RestSession(str(uuid.uuid4()), engine_session)
         with self._lock:
             self._sessions[session.session_id] = session
-            self.sessions_opened += 1
         return {"session_id": session.session_id}
 
     def delete_session(self, session_id: str) -> dict[str, Any]:
@@ -407,8 +399,8 @@ class SeaService:
                 statement.completing = False
                 statement.cond.notify_all()
 
-    def _run(self, statement: RestStatement) -> Any:
-        """The statement's result table (metadata SHOW commands answered from the catalog)."""
+    def _run(self, statement: RestStatement) -> tuple[Any, int | None]:
+        """The result table and modified rows (metadata SHOW commands: from the catalog)."""
         table = sea_metadata.answer(self._engine, statement.sql)
         if table is not None:
             return table, None
