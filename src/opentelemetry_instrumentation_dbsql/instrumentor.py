@@ -111,6 +111,7 @@ class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         set_active_runtime(None)
         _hooks.remove()
         if runtime is not None:
+            runtime.detach_processor()
             _shutdown_runtime(runtime, float(kwargs.get("timeout_s", 5.0)))
 
     @staticmethod

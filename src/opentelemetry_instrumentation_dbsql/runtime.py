@@ -12,8 +12,9 @@ from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Span
 
+from opentelemetry_instrumentation_dbsql import attachment
 from opentelemetry_instrumentation_dbsql import attributes as attr
-from opentelemetry_instrumentation_dbsql.aggregation.direct import DirectEvent, DirectSpan
+from opentelemetry_instrumentation_dbsql.aggregation.direct import DirectSpan
 from opentelemetry_instrumentation_dbsql.aggregation.processor import (
     StatementAggregationProcessor,
 )
@@ -26,7 +27,6 @@ from opentelemetry_instrumentation_dbsql.version import __version__
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-    from opentelemetry_instrumentation_dbsql.spans import SpanRecorder
 _UNKNOWN = object()
 _EMPTY_QUERY = QueryInfo(text=None, summary=None, operation_name=None, target=None)
 
@@ -143,38 +143,32 @@ class Runtime:
         with self._lock:
             if self._attached_to is provider:
                 return
-            provider.add_span_processor(processor)
+            attachment.attach(provider, processor)
             self._attached_to = provider
+
+    def detach_processor(self) -> None:
+        """Take the processor off the provider it was attached to (at ``uninstrument()``)."""
+        processor = self.processor
+        with self._lock:
+            self._attached_to = None
+        if processor is not None:
+            attachment.detach(processor)
 
     def processor_sees(self, span: Span) -> bool:
         """Whether the SDK hands this (recording) span to the aggregation processor itself."""
         return self._attached_to is not None
 
     # --- direct feed ---------------------------------------------------------------------------
-    def feed_processor(self, recorder: SpanRecorder, end_ns: int) -> None:
+    def wants_direct_feed(self) -> bool:
+        """Whether spans the SDK does not hand to the processor must be fed to it directly."""
+        return self.processor is not None and self._processor_wanted
+
+    def feed_processor(self, span: DirectSpan) -> None:
         """Give the processor a span the SDK did not give it (sampled out, or no SDK)."""
         processor = self.processor
         if processor is None or not self._processor_wanted:
             return
         try:
-            own = recorder.span
-            context = None if own is trace.INVALID_SPAN else own.get_span_context()
-            parent = recorder.parent
-            span = DirectSpan(
-                recorder.name,
-                recorder.all_attributes(),
-                start_ns=recorder.start_ns,
-                end_ns=end_ns,
-                context=context if context is not None and context.is_valid else None,
-                parent=(
-                    trace.get_current_span(parent).get_span_context()
-                    if parent is not None
-                    else None
-                ),
-                events=[DirectEvent(*event) for event in recorder.events]
-                if recorder.events
-                else (),
-            )
             if isinstance(processor, StatementAggregationProcessor):
                 processor.on_end_direct(span)
             else:

@@ -17,6 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql.aggregation.direct import DirectEvent, DirectSpan
 from opentelemetry_instrumentation_dbsql.errors import ErrorInfo, classify
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 
@@ -59,7 +60,7 @@ class SpanRecorder:
         self.events: list[tuple[str, dict[str, AttributeValue], int]] = []
         self.status_error: str | None = None
         self.ended = False
-        self.parent = parent  # read only by the direct feed to the aggregation processor
+        self.parent = parent  # read only by _direct_span
         if runtime.tracing_on():
             self.span: trace.Span = runtime.tracer.start_span(
                 name,
@@ -138,9 +139,27 @@ class SpanRecorder:
                     return
             else:
                 span.end(end_time)
-            self.runtime.feed_processor(self, end_time)
+            if self.runtime.wants_direct_feed():
+                self.runtime.feed_processor(self._direct_span(end_time))
         except Exception as exc:
             log_failure_once("span-end", exc)
+
+    def _direct_span(self, end_ns: int) -> DirectSpan:
+        """This span as the aggregation processor reads it, for when the SDK does not pass it."""
+        own = self.span
+        context = None if own is trace.INVALID_SPAN else own.get_span_context()
+        parent = self.parent
+        return DirectSpan(
+            self.name,
+            self.all_attributes(),
+            start_ns=self.start_ns,
+            end_ns=end_ns,
+            context=context if context is not None and context.is_valid else None,
+            parent=trace.get_current_span(parent).get_span_context()
+            if parent is not None
+            else None,
+            events=[DirectEvent(*event) for event in self.events] if self.events else (),
+        )
 
     def all_attributes(self) -> Mapping[str, Any]:
         """Start and end attributes together."""

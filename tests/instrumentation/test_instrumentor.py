@@ -255,3 +255,38 @@ def test_uninstrument_connection_keeps_the_open_count_right(
     conn.close()
     counts = telemetry.metrics()["db.client.connection.count"]
     assert sum(p.value for p in counts) == 0
+
+
+def test_uninstrument_detaches_the_processor_from_the_provider(warehouse: Any) -> None:
+    import gc
+    import weakref
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = TracerProvider()
+    sink_records: list[int] = []
+    processors: list[weakref.ref[Any]] = []
+    try:
+        for _ in range(3):
+            telemetry = make_telemetry()
+            telemetry.instrumentor.uninstrument()  # the fixture's own provider: not under test
+            instrumentor = DbsqlInstrumentor()
+            instrumentor.instrument(tracer_provider=provider, record_sink=telemetry.sink)
+            with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+                    cursor.fetchall()
+            runtime = instrumentor._runtime
+            assert runtime is not None and runtime.processor is not None
+            processors.append(weakref.ref(runtime.processor))
+            del runtime, cursor, conn  # a connection keeps its runtime while it lives
+            instrumentor.uninstrument()
+            sink_records.append(len(telemetry.sink.records))
+        gc.collect()
+        # Each cycle's processor received its statement, and none is held after uninstrument.
+        assert all(count >= 1 for count in sink_records), sink_records
+        assert [ref() for ref in processors] == [None, None, None]
+        slots = provider._active_span_processor._span_processors
+        assert len(slots) == 1  # one slot, re-pointed by every instrument()
+    finally:
+        provider.shutdown()
