@@ -90,6 +90,10 @@ RESULT_CLOSE_REASON: Final = "databricks.result.close_reason"
 # the statement; False or absent when the statement is complete when its STATEMENT span ends.
 RESULT_OPEN: Final = "databricks.result.open"
 ROWS_MODIFIED: Final = "databricks.rows.modified"
+# The server's own time for the statement (operationCompleted - operationStarted of its status)
+# and the rest of the STATEMENT span's duration: client and network.
+SERVER_DURATION_MS: Final = "databricks.server.duration_ms"
+CLIENT_NETWORK_DURATION_MS: Final = "databricks.client_and_network.duration_ms"
 POLL_COUNT: Final = "databricks.status_polls.count"
 POLL_LATENCY_MS: Final = "databricks.status_polls.latency_ms"
 RETRY_COUNT: Final = "databricks.retries.count"

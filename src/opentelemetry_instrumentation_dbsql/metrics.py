@@ -111,6 +111,7 @@ class Instruments:
         "result_bytes",
         "retries",
         "returned_rows",
+        "server_duration",
     )
 
     chunks: CounterTotals
@@ -130,6 +131,12 @@ class Instruments:
             unit="{row}",
             description="The actual number of records returned by the database.",
             explicit_bucket_boundaries_advisory=list(RETURNED_ROWS_BUCKETS),
+        )
+        self.server_duration = meter.create_histogram(
+            "databricks.server.operation.duration",
+            unit="s",
+            description="The server's own time for database operations, as its status reports.",
+            explicit_bucket_boundaries_advisory=list(OPERATION_DURATION_BUCKETS),
         )
         self.connection_create_time = meter.create_histogram(
             "db.client.connection.create_time",

@@ -79,7 +79,6 @@ class StatementTracker:
         "fetch_calls",
         "fetch_ns",
         "inline_bytes",
-        "inline_pages",
         "lock",
         "metric_attributes",
         "operation_name",
@@ -93,6 +92,7 @@ class StatementTracker:
         "retries",
         "round_trips",
         "runtime",
+        "server_duration_ms",
         "statement_id",
         "statement_recorder",
         "summary",
@@ -120,13 +120,15 @@ class StatementTracker:
         self.poll_ns = 0
         # The SQLSTATE of a failing response's status fields, read before the driver drops it.
         self.protocol_sqlstate: str | None = None
+        # operationCompleted - operationStarted of the final status response: the server's own
+        # time for the statement (Thrift only: the other backends do not send it).
+        self.server_duration_ms: int | None = None
         self.retries = 0
         self.round_trips = 0
         self.result_format: str | None = None
         self.compressed: bool | None = None
         self.chunks_present = 0
         self.inline_bytes = 0
-        self.inline_pages = 0
         self.fetch_calls = 0
         self.fetch_ns = 0
         self.ready_ns = 0

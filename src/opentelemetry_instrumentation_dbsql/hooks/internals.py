@@ -67,13 +67,30 @@ def check_response_status(
 def check_operation_state(
     wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
 ) -> Any:
-    """The driver's check of an operation status: on failure, keep its ``sqlState``."""
+    """The driver's check of an operation status (the direct result's, every poll's): the
+    server's own start and completion times, and on failure its ``sqlState``."""
+    status = kwargs.get("get_operations_resp", args[1] if len(args) > 1 else None)
     try:
-        return wrapped(*args, **kwargs)
+        result = wrapped(*args, **kwargs)
     except Exception:
-        status = kwargs.get("get_operations_resp", args[1] if len(args) > 1 else None)
         _note_protocol_sqlstate(status)
+        _note_server_times(status)
         raise
+    _note_server_times(status)
+    return result
+
+
+def _note_server_times(status: object) -> None:
+    try:
+        completed = getattr(status, "operationCompleted", None)
+        if type(completed) is not int or completed <= 0:
+            return  # still running, or a server that does not say
+        started = getattr(status, "operationStarted", None)
+        tracker = current_statement.get()
+        if tracker is not None and type(started) is int and 0 < started <= completed:
+            tracker.server_duration_ms = completed - started
+    except Exception as exc:
+        log_failure_once("server-times", exc)
 
 
 def _note_protocol_sqlstate(status: object) -> None:
@@ -119,8 +136,6 @@ def build_queue(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: 
             if t_row_set is not None:
                 links = getattr(t_row_set, "resultLinks", None) or ()
                 tracker.chunks_present += len(links)
-                if not links and fmt != "EXTERNAL_LINKS":
-                    tracker.inline_pages += 1
                 inline = 0
                 for batch in getattr(t_row_set, "arrowBatches", None) or ():
                     inline += len(getattr(batch, "batch", b"") or b"")

@@ -245,6 +245,15 @@ def _write_execute_totals(recorder: SpanRecorder, tracker: StatementTracker) -> 
         end[attr.RESULT_BYTES] = tracker.execute_bytes
 
 
+def _write_server_time(recorder: SpanRecorder, tracker: StatementTracker, end_ns: int) -> None:
+    server_ms = tracker.server_duration_ms
+    if server_ms is None:
+        return
+    recorder.set(attr.SERVER_DURATION_MS, server_ms)
+    span_ms = (end_ns - recorder.start_ns) // 1_000_000
+    recorder.set(attr.CLIENT_NETWORK_DURATION_MS, max(0, span_ms - server_ms))
+
+
 def _record_metrics(
     tracker: StatementTracker, duration_s: float, error_type: str | None, context: Context
 ) -> None:
@@ -259,6 +268,10 @@ def _record_metrics(
         if isinstance(sqlstate, str):
             attributes[attr.DB_RESPONSE_STATUS_CODE] = sqlstate
     instruments.deferred.record(instruments.operation_duration, duration_s, attributes, context)
+    if tracker.server_duration_ms is not None:
+        instruments.deferred.record(
+            instruments.server_duration, tracker.server_duration_ms / 1e3, attributes, context
+        )
     connection = tracker.connection
     if tracker.poll_count:
         instruments.polls.add(
@@ -345,6 +358,7 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
             recorder.mark_error("cancelled", "statement cancelled")
             error_type = "cancelled"
         _write_execute_totals(recorder, tracker)
+        _write_server_time(recorder, tracker, end_ns)
         result_follows = result_set is not None and rows is None and not tracker.cancelled
         if result_follows:
             recorder.set(attr.RESULT_OPEN, True)
@@ -381,6 +395,7 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
         recorder.set(attr.ROWS_MODIFIED, tracker.batch_modified)  # members done before it
         info = recorder.record_error(exc, sqlstate=tracker.protocol_sqlstate)
         _write_execute_totals(recorder, tracker)
+        _write_server_time(recorder, tracker, end_ns)
         tracker.result_done = True
         recorder.end(end_ns)
         if tracker.runtime.metrics_live:

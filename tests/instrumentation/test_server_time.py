@@ -1,0 +1,46 @@
+"""Server time: the server's own start and completion times split a statement's duration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import databricks.sql
+import pytest
+from databricks.sql.exc import ServerOperationError
+
+from tests.conftest import Telemetry
+
+
+def _statement(telemetry: Telemetry) -> dict[str, Any]:
+    (statement,) = telemetry.spans_by_role("STATEMENT")
+    return dict(statement.attributes or {}), statement
+
+
+@pytest.mark.parametrize("running_polls", [0, 2], ids=["direct-results", "polled"])
+def test_statement_carries_server_time(
+    warehouse: Any, telemetry: Telemetry, running_polls: int
+) -> None:
+    sql = "SELECT 42 AS answer"
+    warehouse.script(sql, completion_delay=0.3, running_polls=running_polls, poll_delay=0.01)
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        cursor.execute(sql)
+        assert cursor.fetchall()[0][0] == 42
+    attributes, span = _statement(telemetry)
+    server_ms = attributes["databricks.server.duration_ms"]
+    assert server_ms >= 300  # the scripted completion delay is server time
+    span_ms = (span.end_time - span.start_time) // 1_000_000
+    assert server_ms <= span_ms
+    assert attributes["databricks.client_and_network.duration_ms"] == span_ms - server_ms
+    points = telemetry.metrics()["databricks.server.operation.duration"]
+    assert sum(p.count for p in points) == 1
+    assert sum(p.sum for p in points) == pytest.approx(server_ms / 1e3)
+
+
+def test_failed_statement_carries_server_time(warehouse: Any, telemetry: Telemetry) -> None:
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        with pytest.raises(ServerOperationError):
+            cursor.execute("SELECT * FROM no_such_table")
+    attributes, _ = _statement(telemetry)
+    assert attributes["databricks.server.duration_ms"] >= 0
+    (point,) = telemetry.metrics()["databricks.server.operation.duration"]
+    assert point.attributes["error.type"] == attributes["error.type"]
