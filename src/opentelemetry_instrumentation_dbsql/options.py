@@ -5,6 +5,10 @@ Every option has an environment variable because ``opentelemetry-instrument`` ca
 variable, then default. An invalid keyword raises ``ValueError`` naming the option and the
 accepted values; an invalid environment variable is logged once as a warning and treated as
 unset.
+
+This is the one module that parses option values and reads these environment variables: the
+aggregation processor and the Databricks exporter receive resolved values, and use the parsers
+and the warn-once below for the values they are handed directly.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 _logger = logging.getLogger(__name__)
@@ -23,6 +28,7 @@ QUERY_TEXT_MODES: Final = ("sanitized", "raw", "off")
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
+_UNSET = frozenset({"", "unset", "none"})
 _BOOLEAN_VALUES: Final = "true | false (also 1 | 0, yes | no, on | off)"
 _TRISTATE_VALUES: Final = "true | false (also 1 | 0, yes | no, on | off) | unset"
 
@@ -54,6 +60,9 @@ class InstrumentationOptions:
     aggregation_flush_interval: float = 5.0
     aggregation_max_statements: int = 10_000
     aggregation_idle_timeout: float = 1800.0
+    # The options whose value came from their environment variable. The export opt-in ranks an
+    # instrument() keyword above an environment variable, so it needs to know which was which.
+    from_environment: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
 
 OPTION_SPECS: Final[tuple[OptionSpec, ...]] = (
@@ -145,30 +154,88 @@ OPTION_SPECS: Final[tuple[OptionSpec, ...]] = (
     ),
 )
 
-_SPEC_BY_KEYWORD: Final = {spec.keyword: spec for spec in OPTION_SPECS}
-_warned_env: set[str] = set()
+SPEC_BY_KEYWORD: Final = {spec.keyword: spec for spec in OPTION_SPECS}
+
+# The accepted range of each numeric option; the aggregation processor's arguments share them.
+NUMBER_RANGES: Final[Mapping[str, tuple[float, float]]] = {
+    "max_query_text_length": (16, 1_048_576),
+    "aggregation_batch_size": (1, 100_000),
+    "aggregation_flush_interval": (0.001, 86_400.0),
+    "aggregation_max_statements": (1, 10_000_000),
+    "aggregation_idle_timeout": (0.001, 604_800.0),
+}
+
+# ----------------------------------------------------------------------------- warn once
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 
 
-class _Invalid(Exception):
+def warn_once(key: str, message: str, *args: object) -> None:
+    """Log ``message % args`` as a warning the first time ``key`` is seen in this process."""
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    _logger.warning(message, *args)
+
+
+def _reset_warnings() -> None:
+    """Forget which keys were warned about (tests)."""
+    with _warned_lock:
+        _warned.clear()
+
+
+# ----------------------------------------------------------------------------- parsers
+
+
+class InvalidValue(ValueError):
     """A value outside the accepted set."""
 
 
-def _parse_bool(value: object) -> bool:
+def parse_bool(value: object) -> bool:
+    """A bool, or one of the boolean strings (case and surrounding blanks ignored)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE:
         return True
     if isinstance(value, str) and value.strip().lower() in _FALSE:
         return False
-    raise _Invalid
+    raise InvalidValue(value)
 
 
-def _parse_tristate(value: object) -> bool | None:
-    if value is None:
+def parse_tristate(value: object) -> bool | None:
+    """``parse_bool``, with None, ``""``, ``"unset"`` and ``"none"`` read as unset (None)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in _UNSET):
         return None
-    if isinstance(value, str) and value.strip().lower() in ("", "unset", "none"):
-        return None
-    return _parse_bool(value)
+    return parse_bool(value)
+
+
+def parse_int(value: object, low: float, high: float, *, strings: bool = True) -> int:
+    """An integer (or, when ``strings``, its decimal text) with ``low <= value <= high``."""
+    if isinstance(value, bool) or not isinstance(value, (int, str) if strings else int):
+        raise InvalidValue(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidValue(value) from None
+    if not low <= number <= high:
+        raise InvalidValue(value)
+    return number
+
+
+def parse_float(value: object, low: float, high: float, *, strings: bool = True) -> float:
+    """A number (or, when ``strings``, its text) with ``low <= value <= high``; never NaN."""
+    kinds = (int, float, str) if strings else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise InvalidValue(value)
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise InvalidValue(value) from None
+    if not low <= number <= high:  # False for NaN
+        raise InvalidValue(value)
+    return number
 
 
 def _parse_query_mode(value: object) -> QueryTextMode:
@@ -184,53 +251,35 @@ def _parse_query_mode(value: object) -> QueryTextMode:
             return "raw"
         if lowered == "off":
             return "off"
-    raise _Invalid
+    raise InvalidValue(value)
 
 
-def _int_in(low: int, high: int) -> Callable[[object], int]:
-    def parse(value: object) -> int:
-        if isinstance(value, bool):
-            raise _Invalid
-        try:
-            number = int(value) if isinstance(value, int | str) else None
-        except ValueError:
-            raise _Invalid from None
-        if number is None or not low <= number <= high:
-            raise _Invalid
-        return number
-
-    return parse
+def _int_in(keyword: str) -> Callable[[object], int]:
+    low, high = NUMBER_RANGES[keyword]
+    return lambda value: parse_int(value, low, high)
 
 
-def _float_in(low: float, high: float) -> Callable[[object], float]:
-    def parse(value: object) -> float:
-        if isinstance(value, bool):
-            raise _Invalid
-        try:
-            number = float(value) if isinstance(value, int | float | str) else None
-        except ValueError:
-            raise _Invalid from None
-        if number is None or not low <= number <= high:
-            raise _Invalid
-        return number
-
-    return parse
+def _float_in(keyword: str) -> Callable[[object], float]:
+    low, high = NUMBER_RANGES[keyword]
+    return lambda value: parse_float(value, low, high)
 
 
 _PARSERS: Final[Mapping[str, Callable[[object], Any]]] = {
     "capture_query_text": _parse_query_mode,
-    "capture_parameters": _parse_bool,
-    "propagate_trace_context": _parse_bool,
-    "suppress_http_spans": _parse_bool,
-    "max_query_text_length": _int_in(16, 1_048_576),
-    "enable_telemetry": _parse_tristate,
-    "force_enable_telemetry": _parse_bool,
-    "keep_native_telemetry": _parse_bool,
-    "aggregation_batch_size": _int_in(1, 100_000),
-    "aggregation_flush_interval": _float_in(0.001, 86_400.0),
-    "aggregation_max_statements": _int_in(1, 10_000_000),
-    "aggregation_idle_timeout": _float_in(0.001, 604_800.0),
+    "capture_parameters": parse_bool,
+    "propagate_trace_context": parse_bool,
+    "suppress_http_spans": parse_bool,
+    "max_query_text_length": _int_in("max_query_text_length"),
+    "enable_telemetry": parse_tristate,
+    "force_enable_telemetry": parse_bool,
+    "keep_native_telemetry": parse_bool,
+    "aggregation_batch_size": _int_in("aggregation_batch_size"),
+    "aggregation_flush_interval": _float_in("aggregation_flush_interval"),
+    "aggregation_max_statements": _int_in("aggregation_max_statements"),
+    "aggregation_idle_timeout": _float_in("aggregation_idle_timeout"),
 }
+
+# ----------------------------------------------------------------------------- resolution
 
 # Keywords that are not options of this package but reach ``instrument()``: the providers and the
 # record sink it takes, the loader's own (``BaseInstrumentor.instrument`` pops ``skip_dep_check``
@@ -246,17 +295,13 @@ PASSTHROUGH_KEYWORDS: Final = frozenset(
         "timeout_s",
     }
 )
-_warned_keywords: set[str] = set()
 
 
 def _warn_unknown_keyword(key: str) -> None:
     """Warn once per keyword; distros pass options meant for other instrumentations."""
-    if key in _warned_keywords:
-        return
-    _warned_keywords.add(key)
-    close = difflib.get_close_matches(key, [*_SPEC_BY_KEYWORD, *PASSTHROUGH_KEYWORDS], n=1)
+    close = difflib.get_close_matches(key, [*SPEC_BY_KEYWORD, *PASSTHROUGH_KEYWORDS], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    _logger.warning("Ignoring unknown keyword %r of DbsqlInstrumentor%s", key, hint)
+    warn_once(f"keyword:{key}", "Ignoring unknown keyword %r of DbsqlInstrumentor%s", key, hint)
 
 
 def _from_env(spec: OptionSpec, environ: Mapping[str, str]) -> tuple[bool, Any]:
@@ -265,13 +310,20 @@ def _from_env(spec: OptionSpec, environ: Mapping[str, str]) -> tuple[bool, Any]:
         return False, None
     try:
         return True, _PARSERS[spec.keyword](raw)
-    except _Invalid:
-        if spec.env_var not in _warned_env:
-            _warned_env.add(spec.env_var)
-            _logger.warning(
-                "Ignoring %s=%r: accepted values are %s", spec.env_var, raw, spec.accepted
-            )
+    except InvalidValue:
+        warn_once(
+            spec.env_var,
+            "Ignoring %s=%r: accepted values are %s",
+            spec.env_var,
+            raw,
+            spec.accepted,
+        )
         return False, None
+
+
+def environment_value(keyword: str, environ: Mapping[str, str] | None = None) -> Any:
+    """The parsed value of one option's environment variable; None when unset or invalid."""
+    return _from_env(SPEC_BY_KEYWORD[keyword], os.environ if environ is None else environ)[1]
 
 
 def resolve_options(
@@ -287,20 +339,22 @@ def resolve_options(
     for key, value in kwargs.items():
         if key in PASSTHROUGH_KEYWORDS:
             continue
-        spec = _SPEC_BY_KEYWORD.get(key)
+        spec = SPEC_BY_KEYWORD.get(key)
         if spec is None:
             _warn_unknown_keyword(key)
             continue
         try:
             values[key] = _PARSERS[key](value)
-        except _Invalid:
+        except InvalidValue:
             raise ValueError(
                 f"invalid value {value!r} for option {key!r}: accepted values are {spec.accepted}"
             ) from None
+    from_environment: set[str] = set()
     for spec in OPTION_SPECS:
         if spec.keyword in values:
             continue
         found, parsed = _from_env(spec, env)
         if found:
             values[spec.keyword] = parsed
-    return InstrumentationOptions(**values)
+            from_environment.add(spec.keyword)
+    return InstrumentationOptions(**values, from_environment=frozenset(from_environment))

@@ -1,4 +1,5 @@
-"""Options: explicit values, environment variables, validation."""
+"""Options of the processor: explicit values, environment variables (parsed by ``options.py``),
+validation."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 import pytest
 
+from opentelemetry_instrumentation_dbsql import options
 from opentelemetry_instrumentation_dbsql.aggregation import (
     ENV_BATCH_SIZE,
     ENV_FLUSH_INTERVAL,
@@ -15,8 +17,8 @@ from opentelemetry_instrumentation_dbsql.aggregation import (
     CollectingSink,
     StatementAggregationProcessor,
 )
-from opentelemetry_instrumentation_dbsql.aggregation import config as config_module
 from opentelemetry_instrumentation_dbsql.aggregation.config import resolve_config
+from opentelemetry_instrumentation_dbsql.options import resolve_options
 
 ENV_NAMES = (ENV_BATCH_SIZE, ENV_FLUSH_INTERVAL, ENV_IDLE_TIMEOUT, ENV_MAX_STATEMENTS)
 
@@ -25,7 +27,7 @@ ENV_NAMES = (ENV_BATCH_SIZE, ENV_FLUSH_INTERVAL, ENV_IDLE_TIMEOUT, ENV_MAX_STATE
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(config_module, "_warned", set())
+    options._reset_warnings()
 
 
 def test_defaults() -> None:
@@ -97,10 +99,39 @@ def test_invalid_environment_value_warns_once_and_is_ignored(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: str, raw: str
 ) -> None:
     monkeypatch.setenv(variable, raw)
-    with caplog.at_level(logging.WARNING, logger=config_module.__name__):
+    with caplog.at_level(logging.WARNING):
         first = resolve_config()
         second = resolve_config()
+        # instrument() resolves the same variable: still the one warning.
+        resolve_options({})
     assert first == second == AggregationConfig()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert variable in warnings[0].getMessage()
+
+
+def test_shares_the_instrument_options_ranges_and_defaults() -> None:
+    """The four shared options accept what instrument() accepts, and default alike."""
+    shared = resolve_options({}, {})
+    assert resolve_config(environ={}) == AggregationConfig(
+        max_batch_size=shared.aggregation_batch_size,
+        flush_interval_s=shared.aggregation_flush_interval,
+        max_live_statements=shared.aggregation_max_statements,
+        statement_idle_timeout_s=shared.aggregation_idle_timeout,
+    )
+    edges = {
+        ENV_BATCH_SIZE: ("100000", "100001"),
+        ENV_FLUSH_INTERVAL: ("0.001", "0.0009"),
+        ENV_MAX_STATEMENTS: ("10000000", "10000001"),
+        ENV_IDLE_TIMEOUT: ("604800", "604800.5"),
+    }
+    for variable, (edge, beyond) in edges.items():
+        assert resolve_config(environ={variable: edge}) != AggregationConfig(), variable
+        assert resolve_config(environ={variable: beyond}) == AggregationConfig(), variable
+        with pytest.raises(ValueError):
+            resolve_options({_keyword(variable): beyond}, {})
+
+
+def _keyword(variable: str) -> str:
+    (spec,) = [s for s in options.OPTION_SPECS if s.env_var == variable]
+    return spec.keyword

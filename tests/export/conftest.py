@@ -65,17 +65,12 @@ def fresh_wh() -> Iterator[LocalWarehouse]:
 
 @pytest.fixture
 def make_sink() -> Iterator[SinkFactory]:
-    """Build sinks with their own counters and no environment; all shut down afterwards."""
+    """Build sinks with their own counters; all shut down afterwards."""
     sinks: list[DatabricksTelemetrySink] = []
 
-    def factory(
-        config: SinkConfig = FAST, environ: dict[str, str] | None = None, **kwargs: Any
-    ) -> DatabricksTelemetrySink:
+    def factory(config: SinkConfig = FAST, **kwargs: Any) -> DatabricksTelemetrySink:
         sink = DatabricksTelemetrySink(
-            config=config,
-            stats=kwargs.pop("stats", None) or ExportStats(),
-            environ={} if environ is None else environ,
-            **kwargs,
+            config=config, stats=kwargs.pop("stats", None) or ExportStats(), **kwargs
         )
         sinks.append(sink)
         return sink

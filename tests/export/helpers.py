@@ -25,6 +25,7 @@ from opentelemetry_instrumentation_dbsql.export.sink import (
     native_telemetry_kwargs,
 )
 from opentelemetry_instrumentation_dbsql.export.telemetry_client import ClientConfig
+from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 
 FAST_CLIENT = ClientConfig(
@@ -120,7 +121,7 @@ def error_record(category: str = "syntax_error") -> ErrorRecord:
 def open_connection(
     wh: LocalWarehouse,
     sink: DatabricksTelemetrySink | None,
-    options: Any = None,
+    options: InstrumentationOptions | None = None,
     **connect_extra: Any,
 ) -> tuple[Any, ConnectionHandle | None]:
     """Connect the real driver as the instrumentor does: override, connect, register."""

@@ -22,6 +22,7 @@ from opentelemetry_instrumentation_dbsql.export.sink import (
     SinkConfig,
 )
 from opentelemetry_instrumentation_dbsql.export.telemetry_client import HostTelemetryClient
+from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 from tests.export.conftest import SinkFactory
 from tests.export.helpers import (
@@ -34,7 +35,7 @@ from tests.export.helpers import (
     wait_for,
 )
 
-FORCED = {"force_enable_telemetry": True}
+FORCED = InstrumentationOptions(force_enable_telemetry=True)
 
 
 def state(breaker: CircuitBreaker) -> BreakerState:
@@ -299,7 +300,7 @@ kwargs = dict(server_hostname=sys.argv[1], http_path=sys.argv[2], access_token="
               _connection_uri=sys.argv[1] + sys.argv[2], _port=int(sys.argv[3]),
               enable_telemetry=False)
 conn = databricks.sql.connect(**kwargs)
-sink = DatabricksTelemetrySink(environ={})
+sink = DatabricksTelemetrySink()
 handle = sink.register_connection(conn, {**kwargs, "force_enable_telemetry": True})
 sink.export([statement_record(handle.session_id, "127.0.0.1", int(sys.argv[3]))])
 print("exiting", time.monotonic(), handle.session_id, flush=True)

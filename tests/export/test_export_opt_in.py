@@ -1,4 +1,4 @@
-"""The five-level opt-in priority as a pure function, over every input combination."""
+"""The five-level opt-in priority over every input combination, from the values as given."""
 
 from __future__ import annotations
 
@@ -8,11 +8,24 @@ from typing import Any
 
 import pytest
 
-from opentelemetry_instrumentation_dbsql.export import opt_in
-from opentelemetry_instrumentation_dbsql.export.opt_in import Decision, decide
+from opentelemetry_instrumentation_dbsql import options
+from opentelemetry_instrumentation_dbsql.export.opt_in import (
+    ENV_ENABLE,
+    ENV_FORCE,
+    Decision,
+    Switches,
+    decide,
+    decide_connection,
+)
+from opentelemetry_instrumentation_dbsql.options import resolve_options
 
 VALUES: list[Any] = [None, True, False]
 ENV_TEXT = {None: None, True: "true", False: "false"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings() -> None:
+    options._reset_warnings()
 
 
 def expected(
@@ -29,22 +42,24 @@ def expected(
     return Decision.FLAG_DECIDES, "default"
 
 
+def given(force: Any, enable: Any) -> dict[str, Any]:
+    """The keyword arguments that say ``force`` and ``enable`` (None: not passed)."""
+    pairs = {"force_enable_telemetry": force, "enable_telemetry": enable}
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
 def test_every_combination() -> None:
-    """All 729 combinations of (force, enable) over the three inputs."""
+    """All 729 combinations of (force, enable) over the three inputs, each value parsed as a
+    user gives it: connect() kwargs, instrument() keywords and environment variables."""
     pairs = list(itertools.product(VALUES, VALUES))
     checked = 0
     for kw, opts, env in itertools.product(pairs, pairs, pairs):
-        connect_kwargs = {"force_enable_telemetry": kw[0], "enable_telemetry": kw[1]}
-        options = {"force_enable_telemetry": opts[0], "enable_telemetry": opts[1]}
         environ = {
             k: v
-            for k, v in {
-                opt_in.ENV_FORCE: ENV_TEXT[env[0]],
-                opt_in.ENV_ENABLE: ENV_TEXT[env[1]],
-            }.items()
+            for k, v in {ENV_FORCE: ENV_TEXT[env[0]], ENV_ENABLE: ENV_TEXT[env[1]]}.items()
             if v is not None
         }
-        got = decide(connect_kwargs, options, environ)
+        got = decide_connection(given(*kw), resolve_options(given(*opts), environ))
         want, origin = expected(
             [("connect", kw[0], kw[1]), ("options", opts[0], opts[1]), ("env", env[0], env[1])]
         )
@@ -62,13 +77,42 @@ def test_every_combination() -> None:
     assert checked == 729
 
 
+def test_the_pure_rule_over_every_switch_combination() -> None:
+    """``decide`` itself, on values already parsed: an explicit force=False at any input
+    blocks a force from a less specific one."""
+    switches = [Switches(force, enable) for force, enable in itertools.product(VALUES, VALUES)]
+    for connect, keywords, environment in itertools.product(switches, switches, switches):
+        got = decide(connect, keywords, environment)
+        want, _ = expected(
+            [
+                ("connect", connect.force, connect.enable),
+                ("options", keywords.force, keywords.enable),
+                ("env", environment.force, environment.enable),
+            ]
+        )
+        assert got.decision is want, (connect, keywords, environment)
+
+
 def test_the_five_levels_named() -> None:
-    assert decide({"force_enable_telemetry": True, "enable_telemetry": False}, None, {}).level == 1
-    assert decide({"enable_telemetry": False}, None, {}).decision is Decision.OFF
-    explicit = decide({"enable_telemetry": True}, None, {})
+    forced = decide_connection({"force_enable_telemetry": True, "enable_telemetry": False}, None)
+    assert forced.level == 1
+    assert decide_connection({"enable_telemetry": False}, None).decision is Decision.OFF
+    explicit = decide_connection({"enable_telemetry": True}, None)
     assert (explicit.decision, explicit.level) == (Decision.FLAG_DECIDES, 3)
-    unset = decide({}, None, {})
+    unset = decide_connection({}, None)
     assert (unset.decision, unset.level, unset.decided_by) == (Decision.FLAG_DECIDES, 4, "default")
+
+
+def test_decided_by_names_the_keyword_or_the_variable() -> None:
+    by_keyword = decide_connection({}, resolve_options({"enable_telemetry": False}, {}))
+    assert by_keyword.decided_by == "options:enable_telemetry"
+    by_env = decide_connection({}, resolve_options({}, {ENV_FORCE: "on"}))
+    assert by_env.decided_by == f"env:{ENV_FORCE}"
+    # A keyword hides its variable; the other variable still counts, below the keyword.
+    mixed = resolve_options({"enable_telemetry": False}, {ENV_FORCE: "true", ENV_ENABLE: "true"})
+    assert decide_connection({}, mixed).decided_by == "options:enable_telemetry"
+    blocked = resolve_options({"force_enable_telemetry": False}, {ENV_FORCE: "true"})
+    assert decide_connection({}, blocked).decided_by == "default"
 
 
 @pytest.mark.parametrize(
@@ -87,9 +131,9 @@ def test_the_five_levels_named() -> None:
     ],
 )
 def test_sqlalchemy_strings(raw: Any, parsed: bool | None) -> None:
-    """SQLAlchemy URLs pass connect arguments as strings."""
-    assert opt_in.parse_tristate(raw) is parsed
-    result = decide({"enable_telemetry": raw}, None, {})
+    """SQLAlchemy URLs pass connect arguments as strings; they parse as the options do."""
+    assert options.parse_tristate(raw) is parsed
+    result = decide_connection({"enable_telemetry": raw}, None)
     if parsed is None:
         assert result.decided_by == "default"
     else:
@@ -97,20 +141,29 @@ def test_sqlalchemy_strings(raw: Any, parsed: bool | None) -> None:
 
 
 def test_invalid_env_warns_once_naming_the_variable(caplog: pytest.LogCaptureFixture) -> None:
-    opt_in._reset_warnings()
-    environ = {opt_in.ENV_ENABLE: "maybe", opt_in.ENV_FORCE: "sure-secret-value"}
-    with caplog.at_level(logging.WARNING, logger=opt_in.__name__):
+    environ = {ENV_ENABLE: "maybe", ENV_FORCE: "sure"}
+    with caplog.at_level(logging.WARNING):
         for _ in range(5):
-            result = decide(None, None, environ)
+            result = decide_connection(None, resolve_options({}, environ))
     assert result.decided_by == "default"
-    messages = [r.getMessage() for r in caplog.records]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(messages) == 2
-    assert any(opt_in.ENV_ENABLE in m for m in messages)
-    assert any(opt_in.ENV_FORCE in m for m in messages)
-    assert not any("sure-secret-value" in m for m in messages)
+    assert any(ENV_ENABLE in m for m in messages)
+    assert any(ENV_FORCE in m for m in messages)
 
 
-def test_invalid_kwarg_is_unset_and_the_next_input_decides() -> None:
-    opt_in._reset_warnings()
-    result = decide({"enable_telemetry": "nope"}, {"enable_telemetry": False}, {})
-    assert (result.decision, result.decided_by) == (Decision.OFF, "options:enable_telemetry")
+def test_invalid_kwarg_is_unset_named_once_and_the_next_input_decides(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    keywords = resolve_options({"enable_telemetry": False}, {})
+    with caplog.at_level(logging.WARNING):
+        for value in ("nope", "sure-secret-value", "nope"):
+            result = decide_connection({"enable_telemetry": value}, keywords)
+            assert (result.decision, result.decided_by) == (
+                Decision.OFF,
+                "options:enable_telemetry",
+            )
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 1
+    assert "enable_telemetry" in messages[0]
+    assert "secret" not in messages[0]  # only the name: a URL may carry more than meant

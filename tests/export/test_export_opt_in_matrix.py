@@ -28,7 +28,7 @@ class Case:
     name: str
     decision: Decision
     connect: dict[str, Any] = field(default_factory=dict)
-    options: Any = None
+    keywords: dict[str, Any] = field(default_factory=dict)  # of instrument()
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -44,8 +44,8 @@ CASES = [
         Decision.FORCE_ON,
         {"force_enable_telemetry": "true", "enable_telemetry": False},
     ),
-    Case("options disable", Decision.OFF, options={"enable_telemetry": False}),
-    Case("options force", Decision.FORCE_ON, options={"force_enable_telemetry": True}),
+    Case("options disable", Decision.OFF, keywords={"enable_telemetry": False}),
+    Case("options force", Decision.FORCE_ON, keywords={"force_enable_telemetry": True}),
     Case(
         "connect disable beats options enable",
         Decision.OFF,
@@ -68,19 +68,16 @@ CASES = [
     ),
     Case("invalid env is unset", Decision.FLAG_DECIDES, env={ENV_ENABLE: "perhaps"}),
     Case(
-        "instrument() options object: disable",
+        "options disable beats env force",
         Decision.OFF,
-        options=resolve_options({"enable_telemetry": False}, {}),
+        keywords={"enable_telemetry": False},
+        env={ENV_FORCE: "true"},
     ),
     Case(
-        "instrument() options object: force",
-        Decision.FORCE_ON,
-        options=resolve_options({"force_enable_telemetry": True}, {}),
-    ),
-    Case(
-        "instrument() options object: defaults",
+        "options force=False hides env force",
         Decision.FLAG_DECIDES,
-        options=resolve_options({}, {}),
+        keywords={"force_enable_telemetry": False},
+        env={ENV_FORCE: "true"},
     ),
 ]
 
@@ -135,8 +132,9 @@ def check(
     expected_dropped: list[tuple[str, DatabricksTelemetrySink]] = []
     handles: list[str] = []
     for case in CASES:
-        sink = make_sink(config, environ=case.env)
-        conn, handle = open_connection(wh, sink, case.options, **case.connect)
+        sink = make_sink(config)
+        options = resolve_options(case.keywords, case.env)
+        conn, handle = open_connection(wh, sink, options, **case.connect)
         connections.append(conn)
         sinks[case.name] = sink
         assert handle is not None

@@ -27,6 +27,7 @@ from opentelemetry_instrumentation_dbsql.export.telemetry_client import (
     ClientState,
     HostTelemetryClient,
 )
+from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 from opentelemetry_instrumentation_dbsql.version import __version__
 from tests.export.conftest import SinkFactory
@@ -41,7 +42,7 @@ from tests.export.helpers import (
     wait_for,
 )
 
-FORCED = {"force_enable_telemetry": True}
+FORCED = InstrumentationOptions(force_enable_telemetry=True)
 
 
 def client_state(client: HostTelemetryClient) -> ClientState:
@@ -301,12 +302,12 @@ def test_native_telemetry_off_sends_nothing_and_does_not_block(
 ) -> None:
     fresh_wh.feature_flags.configure(enabled=True, delay=2.0)
     kwargs = fresh_wh.connect_kwargs()
-    override = native_telemetry_kwargs(kwargs, {"force_enable_telemetry": True})
+    override = native_telemetry_kwargs(kwargs, FORCED)
     assert override == {"enable_telemetry": False, "force_enable_telemetry": False}
     start = time.monotonic()
     conn = databricks.sql.connect(**{**kwargs, **override})
     assert time.monotonic() - start < 1.5  # the driver did not wait for the 2 s flag answer
-    handle = sink.register_connection(conn, kwargs, {"force_enable_telemetry": True})
+    handle = sink.register_connection(conn, kwargs, FORCED)
     cursor = conn.cursor()
     cursor.execute("SELECT 1")
     cursor.fetchall()
@@ -336,7 +337,7 @@ def test_driver_default_kwargs_would_send_native_telemetry(fresh_wh: LocalWareho
 def test_keep_native_telemetry_leaves_the_driver_alone(
     fresh_wh: LocalWarehouse, sink: DatabricksTelemetrySink
 ) -> None:
-    options = {"keep_native_telemetry": True, "force_enable_telemetry": True}
+    options = InstrumentationOptions(keep_native_telemetry=True, force_enable_telemetry=True)
     kwargs = fresh_wh.connect_kwargs(_retry_stop_after_attempts_count=1)
     assert native_telemetry_kwargs(kwargs, options) == {}
     conn, handle = open_connection(fresh_wh, sink, options)
@@ -351,15 +352,16 @@ def test_keep_native_telemetry_leaves_the_driver_alone(
     assert wait_for(lambda: any(is_ours(e) for e in session_events(fresh_wh, session)), timeout_s=5)
 
 
-def test_keep_native_telemetry_from_env_and_options_object() -> None:
+def test_keep_native_telemetry_from_keyword_and_environment() -> None:
     from opentelemetry_instrumentation_dbsql.options import resolve_options
 
-    kept = resolve_options({"keep_native_telemetry": True}, {})
-    assert native_telemetry_kwargs({}, kept) == {}
-    assert native_telemetry_kwargs({}, resolve_options({}, {})) == {
-        "enable_telemetry": False,
-        "force_enable_telemetry": False,
-    }
+    native_off = {"enable_telemetry": False, "force_enable_telemetry": False}
+    env = {"OTEL_PYTHON_DBSQL_KEEP_NATIVE_TELEMETRY": "yes"}
+    assert native_telemetry_kwargs({}, resolve_options({"keep_native_telemetry": True}, {})) == {}
+    assert native_telemetry_kwargs({}, resolve_options({}, env)) == {}
+    kept_off = resolve_options({"keep_native_telemetry": False}, env)  # the keyword wins
+    assert native_telemetry_kwargs({}, kept_off) == native_off
+    assert native_telemetry_kwargs({}, resolve_options({}, {})) == native_off
 
 
 def test_privacy_canary_end_to_end(fresh_wh: LocalWarehouse) -> None:
@@ -426,9 +428,7 @@ def test_stats_and_metrics(wh: LocalWarehouse, closing: list[Any]) -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     stats = ExportStats()
-    sink = DatabricksTelemetrySink(
-        config=FAST, stats=stats, environ={}, meter=provider.get_meter("test")
-    )
+    sink = DatabricksTelemetrySink(config=FAST, stats=stats, meter=provider.get_meter("test"))
     try:
         conn, handle = open_connection(wh, sink, FORCED)
         closing.append(conn)
@@ -513,7 +513,7 @@ def test_forked_child_exports_with_fresh_state(
 def test_native_telemetry_left_alone_where_this_exporter_is_ruled_out() -> None:
     # Explicitly off: this exporter never runs for the connection, so the driver's own
     # telemetry stays as the user configured it.
-    assert native_telemetry_kwargs({}, {"enable_telemetry": False}) == {}
+    assert native_telemetry_kwargs({}, InstrumentationOptions(enable_telemetry=False)) == {}
     assert native_telemetry_kwargs({"enable_telemetry": False}, None) == {}
     # Possibly on (the flag decides) or forced: one stream, ours.
     assert native_telemetry_kwargs({}, None) == {

@@ -5,33 +5,31 @@ flag fetch; (3) enable true -> on when the server flag is on; (4) enable unset -
 flag decides; (5) flag unavailable or false -> off (resolved later, by the flag cache).
 
 Inputs, most specific first: the ``databricks.sql.connect`` kwargs, the ``instrument()``
-options, the environment. The most specific input that says something decides; within one
-input the levels above apply (force before enable). An explicit ``force_enable_telemetry=False``
-also stops a less specific input from forcing. ``enable`` is a tri-state: unset is not false.
+keywords, the environment variables (the last two resolved by ``options.py``). The most specific
+input that says something decides; within one input the levels above apply (force before
+enable). An explicit ``force_enable_telemetry=False`` also stops a less specific input from
+forcing. ``enable`` is a tri-state: unset is not false.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from opentelemetry_instrumentation_dbsql.options import (
+    SPEC_BY_KEYWORD,
+    InstrumentationOptions,
+    InvalidValue,
+    parse_tristate,
+    warn_once,
+)
 
-ENV_ENABLE = "OTEL_PYTHON_DBSQL_ENABLE_TELEMETRY"
-ENV_FORCE = "OTEL_PYTHON_DBSQL_FORCE_ENABLE_TELEMETRY"
 KW_ENABLE = "enable_telemetry"
 KW_FORCE = "force_enable_telemetry"
-
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
-
-_warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
+ENV_ENABLE = SPEC_BY_KEYWORD[KW_ENABLE].env_var
+ENV_FORCE = SPEC_BY_KEYWORD[KW_FORCE].env_var
 
 
 class Decision(str, Enum):
@@ -57,81 +55,87 @@ class OptInDecision:
         return self.decision is Decision.FLAG_DECIDES
 
 
-class InvalidBoolean(ValueError):
-    """A value that is neither a bool nor a recognised boolean string."""
+@dataclass(frozen=True, slots=True)
+class Switches:
+    """What one input says about ``force_enable_telemetry`` and ``enable_telemetry``; None where
+    it says nothing."""
+
+    force: bool | None = None
+    enable: bool | None = None
 
 
-def parse_tristate(value: Any) -> bool | None:
-    """``True``/``False``/``None`` from a bool, None, or a boolean string; raises otherwise."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text == "":
-            return None
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-    raise InvalidBoolean(value)
+_SILENT = Switches()
 
 
-def _warn_once(name: str, value: Any) -> None:
-    key = (name, repr(value)[:64])
-    with _warned_lock:
-        if key in _warned:
-            return
-        _warned.add(key)
-    # Only the name: the value might be something the user did not mean to log.
-    logger.warning("Ignoring %s: not a boolean (expected true or false); treated as unset", name)
-
-
-def _reset_warnings() -> None:
-    """Forget which invalid values were warned about (tests)."""
-    with _warned_lock:
-        _warned.clear()
-
-
-def _read(source: Mapping[str, Any] | None, key: str, label: str) -> bool | None:
-    if source is None:
-        return None
+def _connect_value(connect_kwargs: Mapping[str, Any], key: str) -> bool | None:
     try:
-        return parse_tristate(source.get(key))
-    except InvalidBoolean:
-        _warn_once(label, source.get(key))
+        return parse_tristate(connect_kwargs.get(key))
+    except InvalidValue:
+        # Only the name: the value might be something the user did not mean to log.
+        warn_once(
+            f"connect:{key}",
+            "Ignoring %s: not a boolean (expected true or false); treated as unset",
+            key,
+        )
         return None
+
+
+def connect_switches(connect_kwargs: Mapping[str, Any] | None) -> Switches:
+    """The ``databricks.sql.connect`` kwargs (SQLAlchemy URLs pass strings) as ``Switches``;
+    an invalid value is warned about once, by name, and read as unset."""
+    if not connect_kwargs:
+        return _SILENT
+    return Switches(
+        _connect_value(connect_kwargs, KW_FORCE), _connect_value(connect_kwargs, KW_ENABLE)
+    )
+
+
+def option_switches(options: InstrumentationOptions | None) -> tuple[Switches, Switches]:
+    """``(instrument() keywords, environment variables)`` of resolved options.
+
+    ``force_enable_telemetry=False`` not from the environment is the default or an explicit
+    keyword; either way it is read as unset here, and then no environment value of it exists
+    to be blocked (a keyword hides its variable).
+    """
+    if options is None:
+        return _SILENT, _SILENT
+    env = options.from_environment
+    force, enable = options.force_enable_telemetry, options.enable_telemetry
+    keywords = Switches(
+        force=True if force and KW_FORCE not in env else None,
+        enable=None if KW_ENABLE in env else enable,
+    )
+    environment = Switches(
+        force=force if KW_FORCE in env else None,
+        enable=enable if KW_ENABLE in env else None,
+    )
+    return keywords, environment
 
 
 def decide(
-    connect_kwargs: Mapping[str, Any] | None,
-    options: Mapping[str, Any] | None,
-    environ: Mapping[str, str] | None = None,
+    connect: Switches, keywords: Switches = _SILENT, environment: Switches = _SILENT
 ) -> OptInDecision:
-    """Apply the priority to the three inputs. Pure apart from the warning on invalid values."""
-    env = os.environ if environ is None else environ
-    sources: list[tuple[str, bool | None, bool | None]] = [
-        (
-            "connect",
-            _read(connect_kwargs, KW_FORCE, KW_FORCE),
-            _read(connect_kwargs, KW_ENABLE, KW_ENABLE),
-        ),
-        (
-            "options",
-            _read(options, KW_FORCE, KW_FORCE),
-            _read(options, KW_ENABLE, KW_ENABLE),
-        ),
-        ("env", _read(env, ENV_FORCE, ENV_FORCE), _read(env, ENV_ENABLE, ENV_ENABLE)),
-    ]
+    """Apply the priority to the three inputs, most specific first. Pure."""
+    sources = (
+        ("connect", connect, KW_FORCE, KW_ENABLE),
+        ("options", keywords, KW_FORCE, KW_ENABLE),
+        ("env", environment, ENV_FORCE, ENV_ENABLE),
+    )
     force_blocked = False
-    for origin, force, enable in sources:
-        force_key = ENV_FORCE if origin == "env" else KW_FORCE
-        enable_key = ENV_ENABLE if origin == "env" else KW_ENABLE
-        if force is True and not force_blocked:
+    for origin, switches, force_key, enable_key in sources:
+        if switches.force is True and not force_blocked:
             return OptInDecision(Decision.FORCE_ON, f"{origin}:{force_key}", 1)
-        if force is False:
+        if switches.force is False:
             force_blocked = True
-        if enable is False:
+        if switches.enable is False:
             return OptInDecision(Decision.OFF, f"{origin}:{enable_key}", 2)
-        if enable is True:
+        if switches.enable is True:
             return OptInDecision(Decision.FLAG_DECIDES, f"{origin}:{enable_key}", 3)
     return OptInDecision(Decision.FLAG_DECIDES, "default", 4)
+
+
+def decide_connection(
+    connect_kwargs: Mapping[str, Any] | None, options: InstrumentationOptions | None
+) -> OptInDecision:
+    """The decision for one connection: its ``connect()`` kwargs over the resolved options."""
+    return decide(connect_switches(connect_kwargs), *option_switches(options))

@@ -54,8 +54,7 @@ from opentelemetry_instrumentation_dbsql.export.opt_in import (
     KW_FORCE,
     Decision,
     OptInDecision,
-    decide,
-    parse_tristate,
+    decide_connection,
 )
 from opentelemetry_instrumentation_dbsql.export.stats import (
     DropReason,
@@ -77,51 +76,18 @@ from opentelemetry_instrumentation_dbsql.export.wire_format import (
     encode_context,
     proto_log_literal,
 )
+from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions, parse_tristate
 
 logger = logging.getLogger(__name__)
 
-KW_KEEP_NATIVE = "keep_native_telemetry"
-ENV_KEEP_NATIVE = "OTEL_PYTHON_DBSQL_KEEP_NATIVE_TELEMETRY"
 SHUTDOWN_BUDGET_S = at_exit.EXIT_BUDGET_S
 _TOMBSTONES = 4096
 
-OptionsLike = Mapping[str, Any] | object | None
+# The resolved ``instrument()`` options; None: none given (defaults, no environment).
+OptionsLike = InstrumentationOptions | None
 
 
 # --------------------------------------------------------------------------- options
-
-
-def _options_mapping(options: OptionsLike) -> dict[str, Any]:
-    """The export-related options from a mapping or an options object.
-
-    On an options object ``force_enable_telemetry=False`` is its default, not a choice, so it
-    is read as unset.
-    """
-    if options is None:
-        return {}
-    if isinstance(options, Mapping):
-        return {k: options.get(k) for k in (KW_ENABLE, KW_FORCE, KW_KEEP_NATIVE)}
-    force = getattr(options, KW_FORCE, None)
-    return {
-        KW_ENABLE: getattr(options, KW_ENABLE, None),
-        KW_FORCE: True if force is True else None,
-        KW_KEEP_NATIVE: getattr(options, KW_KEEP_NATIVE, None),
-    }
-
-
-def _keep_native(options: OptionsLike, environ: Mapping[str, str] | None = None) -> bool:
-    value = _options_mapping(options).get(KW_KEEP_NATIVE)
-    try:
-        parsed = parse_tristate(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        env = os.environ if environ is None else environ
-        try:
-            parsed = parse_tristate(env.get(ENV_KEEP_NATIVE))
-        except ValueError:
-            parsed = None
-    return bool(parsed)
 
 
 def native_telemetry_kwargs(
@@ -134,11 +100,11 @@ def native_telemetry_kwargs(
     the option ``keep_native_telemetry`` is set. ``connect_kwargs`` is not modified; pass the
     original kwargs to ``register_connection``, which reads the user's choice from them.
     """
-    if _keep_native(options):
+    if options is not None and options.keep_native_telemetry:
         return {}
     # Explicitly off for this connection: this exporter never runs for it, so the driver's
     # own telemetry is left as the user configured it.
-    if decide(connect_kwargs, _options_mapping(options)).decision is Decision.OFF:
+    if decide_connection(connect_kwargs, options).decision is Decision.OFF:
         return {}
     return {KW_ENABLE: False, KW_FORCE: False}
 
@@ -475,12 +441,10 @@ class DatabricksTelemetrySink:
         stats: ExportStats | None = None,
         meter: Meter | None = None,
         breakers: CircuitBreakerRegistry | None = None,
-        environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config or SinkConfig()
         self.stats = stats if stats is not None else global_stats()
-        self._environ = environ
         self._clock = clock
         self.breakers = (
             breakers
@@ -553,7 +517,7 @@ class DatabricksTelemetrySink:
             params=_connection_params(conn, session, kwargs, endpoint, proxy),
             client_app_name=_app_name(kwargs),
         )
-        decision = decide(kwargs, _options_mapping(options), self._environ)
+        decision = decide_connection(kwargs, options)
         session_id = str(conn.get_session_id_hex())
         headers = _header_source(provider, user_agent, spog)
         with self._lock:
