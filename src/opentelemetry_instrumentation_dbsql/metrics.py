@@ -94,6 +94,36 @@ class DeferredRecords:
                 log_failure_once("metric-record", exc)
 
 
+OVERFLOW_VALUE = "_OTHER"
+SUMMARY_VALUES_LIMIT = 1000
+COLLECTION_VALUES_LIMIT = 1000
+
+
+class ValueLimit:
+    """The first ``limit`` distinct values of one metric attribute; later ones read ``_OTHER``.
+
+    Statement text can name tables without limit, and every distinct value is a time series of
+    each statement metric, held for the life of the process.
+    """
+
+    __slots__ = ("_limit", "_lock", "_seen")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+
+    def admit(self, value: str) -> str:
+        """``value`` if it is one of the first ``limit`` seen, else ``_OTHER``."""
+        if value in self._seen:
+            return value
+        with self._lock:
+            if value in self._seen or len(self._seen) < self._limit:
+                self._seen.add(value)
+                return value
+        return OVERFLOW_VALUE
+
+
 OPERATION_DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 RETURNED_ROWS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
@@ -103,6 +133,7 @@ class Instruments:
 
     __slots__ = (
         "chunks",
+        "collections",
         "connection_count",
         "connection_create_time",
         "deferred",
@@ -112,6 +143,7 @@ class Instruments:
         "retries",
         "returned_rows",
         "server_duration",
+        "summaries",
     )
 
     chunks: CounterTotals
@@ -150,6 +182,8 @@ class Instruments:
             description="The number of connections that are currently open.",
         )
         self.deferred = DeferredRecords()
+        self.summaries = ValueLimit(SUMMARY_VALUES_LIMIT)
+        self.collections = ValueLimit(COLLECTION_VALUES_LIMIT)
         self.chunks = CounterTotals()
         self.result_bytes = CounterTotals()
         self.polls = CounterTotals()

@@ -105,6 +105,7 @@ class StatementTracker:
         recorder: SpanRecorder,
         operation_name: str | None,
         summary: str | None,
+        target: str | None = None,
     ) -> None:
         self.connection = connection
         self.runtime: Runtime = connection.runtime  # what records this statement
@@ -116,6 +117,13 @@ class StatementTracker:
         self.metric_attributes: dict[str, AttributeValue] = dict(connection.metric_attributes)
         if operation_name:
             self.metric_attributes[attr.DB_OPERATION_NAME] = operation_name
+        if summary or target:
+            # Bounded per meter provider: statement text can name tables without limit.
+            limits = self.runtime.instruments
+            if summary:
+                self.metric_attributes[attr.DB_QUERY_SUMMARY] = limits.summaries.admit(summary)
+            if target:
+                self.metric_attributes[attr.DB_COLLECTION_NAME] = limits.collections.admit(target)
         self.poll_count = 0
         self.poll_ns = 0
         # The SQLSTATE of a failing response's status fields, read before the driver drops it.

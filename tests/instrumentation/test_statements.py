@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import databricks.sql
@@ -12,6 +11,7 @@ from databricks.sql.exc import DatabaseError, ServerOperationError
 from opentelemetry.trace import SpanKind, StatusCode
 
 from opentelemetry_instrumentation_dbsql.hooks.lifecycle import statement_id_of
+from tests.aggregation.helpers import wait_until
 from tests.conftest import Telemetry
 
 DRIVER_VERSION = tuple(int(p) for p in databricks.sql.__version__.split(".")[:2])
@@ -294,19 +294,17 @@ def test_metadata_calls(
 
 def test_cancel_from_another_thread(warehouse: Any, telemetry: Telemetry) -> None:
     sql = "SELECT 1 AS slow"
-    warehouse.script(sql, completion_delay=5.0)
+    warehouse.script(sql, completion_delay=30.0)  # finishes only if the cancel failed
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
 
-        def cancel_soon() -> None:
-            time.sleep(0.3)
+        def cancel_once_running() -> None:
+            wait_until(lambda: cursor.active_command_id is not None, "the statement to start")
             cursor.cancel()
 
-        thread = threading.Thread(target=cancel_soon)
+        thread = threading.Thread(target=cancel_once_running)
         thread.start()
-        started = time.monotonic()
         cursor.execute(sql)  # a cancelled execute() returns
         thread.join()
-        assert time.monotonic() - started < 4.0
     (statement,) = telemetry.spans_by_role(STATEMENT)
     attributes = _attrs(statement)
     assert attributes["databricks.statement.cancelled"] is True
@@ -372,3 +370,44 @@ def test_metrics(warehouse: Any, telemetry: Telemetry) -> None:
             assert "databricks.statement.id" not in keys
             assert "databricks.session.id" not in keys
             assert "db.query.text" not in keys
+
+
+def test_batch_is_named_as_the_conventions_name_it(warehouse: Any, telemetry: Telemetry) -> None:
+    warehouse.execute_sql("CREATE TABLE kv (k INT, v STRING)")
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO kv VALUES (:k, :v)", [{"k": 1, "v": "a"}, {"k": 2, "v": "b"}]
+        )
+        cursor.executemany("INSERT INTO kv VALUES (:k, :v)", [{"k": 3, "v": "c"}])
+    batch, single = telemetry.spans_by_role(STATEMENT)
+    assert batch.name == "BATCH INSERT kv"
+    assert _attrs(batch)["db.operation.name"] == "BATCH INSERT"
+    assert _attrs(batch)["db.query.summary"] == "BATCH INSERT kv"
+    assert single.name == "INSERT kv"  # one parameter set is no batch
+    assert "db.operation.batch.size" not in _attrs(single)
+    durations = telemetry.metrics()["db.client.operation.duration"]
+    names = {p.attributes.get("db.operation.name") for p in durations}
+    assert {"BATCH INSERT", "INSERT"} <= names
+
+
+def test_statement_metrics_carry_summary_and_collection(
+    warehouse: Any, telemetry: Telemetry
+) -> None:
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT id FROM orders WHERE id < 3")
+        cursor.fetchall()
+    found = telemetry.metrics()
+    for name in ("db.client.operation.duration", "db.client.response.returned_rows"):
+        (point,) = [p for p in found[name] if p.attributes.get("db.operation.name") == "SELECT"]
+        assert point.attributes["db.query.summary"] == "SELECT orders", name
+        assert point.attributes["db.collection.name"] == "orders", name
+        assert "db.query.text" not in point.attributes
+
+
+def test_metric_attribute_values_are_bounded() -> None:
+    from opentelemetry_instrumentation_dbsql.metrics import OVERFLOW_VALUE, ValueLimit
+
+    limit = ValueLimit(3)
+    admitted = [limit.admit(f"SELECT t{i}") for i in range(5)]
+    assert admitted == ["SELECT t0", "SELECT t1", "SELECT t2", OVERFLOW_VALUE, OVERFLOW_VALUE]
+    assert limit.admit("SELECT t1") == "SELECT t1"  # values already seen stay themselves

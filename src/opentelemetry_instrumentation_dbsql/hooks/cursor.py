@@ -181,6 +181,7 @@ class CursorHooks:
                 operation_type="EXECUTE_STATEMENT",
                 statement_type="QUERY",
                 extra={attr.DB_OPERATION_BATCH_SIZE: size} if size >= 2 else None,
+                batch=size >= 2,
             )
             token = current_batch.set(tracker)
             return _Call(tracker, kwargs, lambda: current_batch.reset(token))

@@ -14,6 +14,7 @@ from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql import query_text
 from opentelemetry_instrumentation_dbsql import runtime as _runtime
 from opentelemetry_instrumentation_dbsql.ids import uuid_text
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
@@ -139,8 +140,10 @@ def begin_statement(
     method_name: str | None = None,
     extra: Mapping[str, AttributeValue] | None = None,
     is_async: bool = False,
+    batch: bool = False,
 ) -> StatementTracker:
-    """Start the STATEMENT span and its tracker."""
+    """Start the STATEMENT span and its tracker. ``batch``: several executions of the same
+    statement (``executemany`` with two or more parameter sets)."""
     runtime = state.runtime
     attributes = dict(state.base_attributes)
     attributes[attr.SPAN_ROLE] = attr.ROLE_STATEMENT
@@ -149,19 +152,25 @@ def begin_statement(
     if is_async:
         attributes[attr.IS_ASYNC] = True
     summary: str | None = None
+    target: str | None = None
     operation_name: str | None = method_name
     # Query text, summary and operation feed spans and metrics only (never the Databricks
     # export): with no SDK provider in use, a statement skips analysing its SQL.
     if operation is not None and (runtime.tracing_live or runtime.metrics_live):
         info = runtime.query_info(operation, parameterized=bool(parameters))
         summary = info.summary
+        target = info.target
         operation_name = info.operation_name or method_name
+        if batch:
+            # The conventions name a batch of one operation "BATCH <operation>".
+            summary = _batch_name(summary)
+            operation_name = _batch_name(operation_name)
         if info.text:
             attributes[attr.DB_QUERY_TEXT] = info.text
-        if info.summary:
-            attributes[attr.DB_QUERY_SUMMARY] = info.summary
-        if info.target:
-            attributes[attr.DB_COLLECTION_NAME] = info.target
+        if summary:
+            attributes[attr.DB_QUERY_SUMMARY] = summary
+        if target:
+            attributes[attr.DB_COLLECTION_NAME] = target
         if parameters and runtime.options.capture_parameters:
             attributes.update(_parameter_attributes(parameters))
     if operation_name:
@@ -174,7 +183,13 @@ def begin_statement(
         attributes.update(extra)
     name = summary or _name_of(operation_name, state)
     recorder = SpanRecorder(runtime, name, attributes)
-    return StatementTracker(state, recorder, operation_name, summary)
+    return StatementTracker(state, recorder, operation_name, summary, target)
+
+
+def _batch_name(name: str | None) -> str | None:
+    if not name:
+        return "BATCH"
+    return name if name.startswith("BATCH") else f"BATCH {name}"[: query_text.SUMMARY_MAX_LENGTH]
 
 
 def _name_of(operation_name: str | None, state: ConnectionState) -> str:
