@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -121,6 +122,73 @@ def direct_span(
         parent=parent,
         context=context,
     )
+
+
+class ManualClock:
+    """A clock that runs with real time and jumps ahead on ``advance``, with a timed wait on
+    that clock: pass it as a processor's ``clock`` and ``wait`` to move it past its timers.
+
+    Timers minutes away are reached only through ``advance``, so the test decides when they
+    fire; real time still flows, so no deadline can hang a failing test.
+    """
+
+    POLL_S = 0.005
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._changed = threading.Condition()
+        self._sleepers: dict[int, tuple[threading.Event, float]] = {}
+
+    def __call__(self) -> float:
+        return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` ahead; sleepers whose deadline passed wake up."""
+        with self._changed:
+            self._offset += seconds
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        """``event.wait(timeout)`` with ``timeout`` in this clock's time."""
+        deadline = self() + timeout
+        me = threading.get_ident()
+        with self._changed:
+            self._sleepers[me] = (event, deadline)
+            self._changed.notify_all()
+        try:
+            while True:
+                remaining = deadline - self()
+                if remaining <= 0:
+                    return event.is_set()
+                # An Event cannot notify a Condition: poll it, and the clock with it.
+                if event.wait(min(remaining, self.POLL_S)):
+                    return True
+        finally:
+            with self._changed:
+                del self._sleepers[me]
+                self._changed.notify_all()
+
+    def wait_for_sleeper(self, timeout_s: float = 10.0) -> None:
+        """Block until a thread sleeps in ``wait`` with nothing to wake it before its deadline:
+        the worker has done everything it had to do and waits for its next timer."""
+        end = time.monotonic() + timeout_s
+        with self._changed:
+            while not any(
+                not event.is_set() and self() < deadline
+                for event, deadline in self._sleepers.values()
+            ):
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no thread went to sleep on the clock in {timeout_s} s")
+                self._changed.wait(min(remaining, self.POLL_S))
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() >= end:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.005)
 
 
 class HangingSink:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from opentelemetry_instrumentation_dbsql import attributes as A
 from opentelemetry_instrumentation_dbsql.aggregation import CollectingSink
 
-from .helpers import HangingSink, direct_span, session_attrs, statement_attrs
+from .helpers import HangingSink, ManualClock, direct_span, session_attrs, statement_attrs
 
 
 def done_statement(sid: str, **extra: object):
@@ -17,11 +15,14 @@ def done_statement(sid: str, **extra: object):
 def test_full_batches_go_out_without_waiting_for_the_timer(
     make_processor, sink: CollectingSink
 ) -> None:
-    processor = make_processor(sink, max_batch_size=10, flush_interval_s=3600.0)
+    clock = ManualClock()
+    processor = make_processor(
+        sink, max_batch_size=10, flush_interval_s=3600.0, clock=clock, wait=clock.wait
+    )
     for i in range(25):
         processor.on_end(done_statement(f"s-{i}"))
     assert sink.wait_for(lambda records: len(records) == 20, 5.0)
-    time.sleep(0.1)
+    clock.wait_for_sleeper()  # the worker is done until its timer
     assert sink.batch_sizes == [10, 10]  # the remaining 5 wait for the timer or a flush
     assert processor.force_flush(5000)
     assert sink.batch_sizes == [10, 10, 5]
@@ -30,12 +31,16 @@ def test_full_batches_go_out_without_waiting_for_the_timer(
 
 
 def test_timer_flushes_a_partial_batch(make_processor, sink: CollectingSink) -> None:
-    processor = make_processor(sink, max_batch_size=100, flush_interval_s=0.1)
-    start = time.monotonic()
+    clock = ManualClock()
+    processor = make_processor(
+        sink, max_batch_size=100, flush_interval_s=60.0, clock=clock, wait=clock.wait
+    )
     for i in range(3):
         processor.on_end(done_statement(f"t-{i}"))
-    assert sink.wait_for(lambda records: len(records) == 3, 5.0)
-    assert time.monotonic() - start < 2.0
+    clock.wait_for_sleeper()
+    assert sink.records == []  # a partial batch waits for the timer
+    clock.advance(60.0)
+    assert sink.wait_for(lambda records: len(records) == 3, 10.0)
     assert sink.batch_sizes == [3]
 
 
@@ -49,10 +54,13 @@ def test_connection_records_flush_at_once(make_processor, sink: CollectingSink) 
 
 
 def test_terminal_error_flushes_at_once(make_processor, sink: CollectingSink) -> None:
-    processor = make_processor(sink, max_batch_size=100, flush_interval_s=3600.0)
+    clock = ManualClock()
+    processor = make_processor(
+        sink, max_batch_size=100, flush_interval_s=3600.0, clock=clock, wait=clock.wait
+    )
     processor.on_end(done_statement("ok"))
     processor.on_end(done_statement("retryable", **{A.ERROR_TYPE: "E", A.ERROR_TERMINAL: False}))
-    time.sleep(0.1)
+    clock.wait_for_sleeper()  # the worker went back to sleep: nothing urgent arrived
     assert sink.records == []
     processor.on_end(done_statement("fatal", **{A.ERROR_TYPE: "E", A.ERROR_TERMINAL: True}))
     assert sink.wait_for(lambda records: len(records) == 3, 5.0)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from opentelemetry_instrumentation_dbsql import attributes as A
 from opentelemetry_instrumentation_dbsql.aggregation import CollectingSink
 
-from .helpers import direct_span, result_attrs, statement_attrs
+from .helpers import ManualClock, direct_span, result_attrs, statement_attrs
 
 
 def test_capacity_evicts_the_oldest_as_incomplete(make_processor, sink: CollectingSink) -> None:
@@ -61,12 +59,26 @@ def test_idle_statements_are_evicted_by_the_sweep(make_processor, sink: Collecti
 def test_active_statements_are_not_evicted_for_idleness(
     make_processor, sink: CollectingSink
 ) -> None:
-    processor = make_processor(sink, statement_idle_timeout_s=0.5, flush_interval_s=0.02)
+    clock = ManualClock()
+    processor = make_processor(
+        sink,
+        statement_idle_timeout_s=60.0,
+        flush_interval_s=10.0,
+        clock=clock,
+        wait=clock.wait,
+    )
+    processor.on_end(direct_span(A.ROLE_STATEMENT, statement_attrs("stale")))
+    clock.advance(40)
     processor.on_end(direct_span(A.ROLE_STATEMENT, statement_attrs("busy")))
-    time.sleep(0.1)
+    clock.advance(30)  # idle for 70 s and 30 s: the next sweep evicts "stale" only
+    assert sink.wait_for(lambda records: len(records) == 1, 10.0)
+    assert sink.statement_records[0].statement_id == "stale"
+    assert sink.statement_records[0].completion_reason == "evicted_idle"
     processor.on_end(direct_span(A.ROLE_RESULT, result_attrs("busy")))
-    assert sink.wait_for(lambda records: len(records) == 1, 5.0)
-    assert sink.statement_records[0].complete
+    assert processor.force_flush(5000)
+    busy = sink.statement_records[-1]
+    assert (busy.statement_id, busy.complete) == ("busy", True)
+    assert processor.stats().evicted_idle == 1
 
 
 def test_shutdown_emits_open_statements_as_incomplete(make_processor, sink: CollectingSink) -> None:

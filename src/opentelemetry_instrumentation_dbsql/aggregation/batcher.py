@@ -83,7 +83,12 @@ def _prebuilt(item: PendingItem) -> PendingItem:
 
 
 class RecordBatcher:
-    """Queue + worker + deadlines. ``put`` is safe from any thread and never blocks on the sink."""
+    """Queue + worker + deadlines. ``put`` is safe from any thread and never blocks on the sink.
+
+    ``clock`` (default ``time.monotonic``) is the time of every deadline and timer; ``wait``
+    (default ``threading.Event.wait``) is the worker's timed wait for its next timer or a
+    wake-up. A test passes both to move time itself.
+    """
 
     def __init__(
         self,
@@ -93,8 +98,12 @@ class RecordBatcher:
         tick: Callable[[], None] | None = None,
         tick_interval_s: float = 1.0,
         name: str = "OtelDbsqlAggregation",
+        clock: Callable[[], float] = monotonic,
+        wait: Callable[[threading.Event, float], object] = threading.Event.wait,
     ) -> None:
         self._sink = sink
+        self._clock = clock
+        self._wait = wait  # the worker's sleep until its next timer or a wake-up
         # A batch larger than the queue could never fill up: it would wait for the timer.
         self._batch_size = min(config.max_batch_size, config.max_queue_size)
         # Past this many pending items the worker is falling behind (it competes for the GIL
@@ -217,7 +226,7 @@ class RecordBatcher:
 
     def _wake_locked(self) -> None:
         if self._inflight_since is not None:
-            self._abandon_if_hung_locked(monotonic())
+            self._abandon_if_hung_locked(self._clock())
         if self._worker is None:
             self._start_worker_locked()
         if not self._wake.is_set():
@@ -227,7 +236,7 @@ class RecordBatcher:
 
     def force_flush(self, timeout_s: float) -> bool:
         """Export everything queued before the call; False on deadline or abandoned export."""
-        deadline = monotonic() + max(0.0, timeout_s)
+        deadline = self._clock() + max(0.0, timeout_s)
         if threading.current_thread() is self._worker:
             return False  # called from inside sink.export: waiting on ourselves cannot succeed
         with self._lock:
@@ -242,7 +251,7 @@ class RecordBatcher:
             self._waiters += 1
             try:
                 while self._done < target:
-                    now = monotonic()
+                    now = self._clock()
                     if self._inflight_since is not None:
                         self._abandon_if_hung_locked(now)
                     if self._worker is None:
@@ -276,7 +285,7 @@ class RecordBatcher:
             self._waiters += 1
             try:
                 while self._worker is not None:
-                    now = monotonic()
+                    now = self._clock()
                     if self._inflight_since is not None:
                         self._abandon_if_hung_locked(now)
                         if self._worker is None and self._pending:
@@ -291,7 +300,7 @@ class RecordBatcher:
                 self._waiters -= 1
             if self._worker is not None or self._pending:
                 drained = False
-                self._abandon_if_hung_locked(monotonic(), force=True)
+                self._abandon_if_hung_locked(self._clock(), force=True)
                 left = len(self._pending)
                 self._pending = deque()
                 self._dropped_shutdown += left
@@ -303,7 +312,7 @@ class RecordBatcher:
         return self._shutdown_sink(deadline) and drained
 
     def _shutdown_sink(self, deadline: float) -> bool:
-        remaining = max(0.0, deadline - monotonic())
+        remaining = max(0.0, deadline - self._clock())
 
         def run() -> None:
             try:
@@ -381,7 +390,7 @@ class RecordBatcher:
 
     def _loop(self, generation: int) -> None:
         lock = self._lock
-        now = monotonic()
+        now = self._clock()
         next_flush = now + self._flush_interval
         next_tick = now + self._tick_interval
         while True:
@@ -391,11 +400,11 @@ class RecordBatcher:
                 busy = self._urgent or self._stopping or len(self._pending) >= self._batch_size
             if not busy:
                 due = min(next_flush, next_tick) if self._tick is not None else next_flush
-                delay = due - monotonic()
+                delay = due - self._clock()
                 if delay > 0:
-                    self._wake.wait(delay)
+                    self._wait(self._wake, delay)
             self._wake.clear()
-            now = monotonic()
+            now = self._clock()
             with lock:
                 if generation != self._generation:
                     return
@@ -439,7 +448,7 @@ class RecordBatcher:
                     return True
                 take = min(n, batch_size)
                 items = [pending.popleft() for _ in range(take)]
-                self._inflight_since = monotonic()
+                self._inflight_since = self._clock()
                 self._inflight_count = take
             records: list[TelemetryRecord] = []
             for item in items:

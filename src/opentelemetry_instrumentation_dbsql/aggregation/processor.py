@@ -82,7 +82,9 @@ class StatementAggregationProcessor(SpanProcessor):
     Options left as None come from the ``OTEL_PYTHON_DBSQL_AGGREGATION_*`` environment
     variables, else from the defaults (batches of 100, flush every 5 s, at most 10,000 live
     statements, 30 min idle timeout, queue of 2048 records, 10 s export timeout). Invalid
-    explicit values raise ``ValueError``.
+    explicit values raise ``ValueError``. ``clock`` and ``wait`` (``time.monotonic`` and
+    ``threading.Event.wait``) are the time source and the worker's timed wait: a test passes
+    its own to move time itself.
     """
 
     def __init__(
@@ -95,6 +97,8 @@ class StatementAggregationProcessor(SpanProcessor):
         statement_idle_timeout_s: float | None = None,
         max_queue_size: int | None = None,
         export_timeout_s: float | None = None,
+        clock: Callable[[], float] = monotonic,
+        wait: Callable[[threading.Event, float], object] = threading.Event.wait,
     ) -> None:
         if not isinstance(sink, RecordSink):
             raise TypeError(f"sink must implement RecordSink (export, shutdown), got {sink!r}")
@@ -107,6 +111,7 @@ class StatementAggregationProcessor(SpanProcessor):
             export_timeout_s=export_timeout_s,
         )
         self._sink = sink
+        self._clock = clock
         idle = self._config.statement_idle_timeout_s
         self._table = StatementTable(self._config.max_live_statements)
         self._batcher = RecordBatcher(
@@ -114,6 +119,8 @@ class StatementAggregationProcessor(SpanProcessor):
             self._config,
             tick=self._sweep_idle,
             tick_interval_s=min(1.0, max(0.005, idle / 4)),
+            clock=clock,
+            wait=wait,
         )
         self._handlers: dict[str, _Handler] = {
             A.ROLE_STATEMENT: self._on_statement,
@@ -232,12 +239,12 @@ class StatementAggregationProcessor(SpanProcessor):
         and the sink shut down in time. Idempotent; concurrent callers wait for the first one
         (up to their own deadline). Records dropped meanwhile are logged as one warning.
         """
-        deadline = monotonic() + max(0.0, timeout_s)
+        deadline = self._clock() + max(0.0, timeout_s)
         with self._shutdown_lock:
             first = not self._closed
             self._closed = True
         if not first:
-            finished = self._shutdown_done.wait(max(0.0, deadline - monotonic()))
+            finished = self._shutdown_done.wait(max(0.0, deadline - self._clock()))
             return finished and self._shutdown_result
         result = False
         before: BatcherCounters | None = None
@@ -313,7 +320,7 @@ class StatementAggregationProcessor(SpanProcessor):
         key = sid if type(sid) is str and sid else self._own_key(span)
         session = attrs.get(A.SESSION_ID)
         fresh = StatementState(
-            key, session if type(session) is str and session else None, monotonic()
+            key, session if type(session) is str and session else None, self._clock()
         )
         fresh.stmt = attrs
         fresh.stmt_start = span.start_time
@@ -337,7 +344,7 @@ class StatementAggregationProcessor(SpanProcessor):
             key = (parent is not None and local_statement_id(parent.span_id)) or self._own_key(span)
         session = attrs.get(A.SESSION_ID)
         fresh = StatementState(
-            key, session if type(session) is str and session else None, monotonic()
+            key, session if type(session) is str and session else None, self._clock()
         )
         fresh.result = attrs
         fresh.result_start = span.start_time
@@ -353,7 +360,7 @@ class StatementAggregationProcessor(SpanProcessor):
     def _on_cancel(self, span: ReadableSpan, attrs: V.Attrs) -> None:
         sid = attrs.get(A.STATEMENT_ID)
         if type(sid) is str and sid:
-            self._table.cancel(sid, monotonic())
+            self._table.cancel(sid, self._clock())
         else:
             self._count_ignored()
 
@@ -400,7 +407,7 @@ class StatementAggregationProcessor(SpanProcessor):
     def _sweep_idle(self) -> None:
         idle = self._config.statement_idle_timeout_s
         while True:
-            states = self._table.sweep_idle(monotonic(), idle)
+            states = self._table.sweep_idle(self._clock(), idle)
             if states:
                 self._batcher.put_many(states, any(s.terminal for s in states))
             if len(states) < SWEEP_LIMIT:
