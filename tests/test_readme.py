@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from pathlib import Path
 
 import databricks.sql
@@ -21,6 +20,7 @@ from opentelemetry_instrumentation_dbsql.export.stats import (
 )
 from opentelemetry_instrumentation_dbsql.options import OPTION_SPECS
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+from tests.aggregation.helpers import wait_until
 from tests.conftest import Telemetry, make_telemetry
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
@@ -99,11 +99,19 @@ def _workload(warehouse: LocalWarehouse) -> None:
         cursor.tables()
         cursor.fetchall()
         conn.commit()
-        timer = threading.Timer(0.2, cursor.cancel)
-        timer.start()
+        before = cursor.active_command_id
+
+        def cancel_once_running() -> None:
+            wait_until(
+                lambda: cursor.active_command_id not in (None, before),
+                "the slow statement to start",
+            )
+            cursor.cancel()
+
+        canceller = threading.Thread(target=cancel_once_running)
+        canceller.start()
         cursor.execute(slow)
-        timer.join()
-        time.sleep(0.05)
+        canceller.join()
 
 
 @pytest.fixture(scope="module")

@@ -194,9 +194,9 @@ def test_telemetry_hang_does_not_block_and_ends(warehouse: LocalWarehouse) -> No
     thread = threading.Thread(target=post)
     thread.start()
     assert _wait_for(lambda: len(warehouse.telemetry.payloads) == 1)
-    started = time.perf_counter()
-    assert http.request("GET", warehouse.base_url + FLAGS_PATH).status == 200
-    assert time.perf_counter() - started < 0.5
+    # Answered while the POST is still held: the held request blocks nothing else.
+    flags = http.request("GET", warehouse.base_url + FLAGS_PATH, timeout=10.0)
+    assert flags.status == 200
     assert thread.is_alive()
     warehouse.telemetry.release()
     thread.join(5)
@@ -217,10 +217,8 @@ def test_telemetry_hang_does_not_block_and_ends(warehouse: LocalWarehouse) -> No
         thread = threading.Thread(target=held)
         thread.start()
         assert _wait_for(lambda: len(other.telemetry.payloads) == 1)
-        started = time.perf_counter()
-    thread.join(5)
-    assert not thread.is_alive() and outcome
-    assert time.perf_counter() - started < 3
+    thread.join(10)
+    assert not thread.is_alive() and outcome  # held for good otherwise: no release was called
 
 
 def test_expired_cloudfetch_link_answers_403(
