@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from opentelemetry_instrumentation_dbsql.aggregation.records import (
     StatementRecord,
 )
 from opentelemetry_instrumentation_dbsql.export.circuit_breaker import BreakerConfig
+from opentelemetry_instrumentation_dbsql.export.launcher import ThreadLauncher
 from opentelemetry_instrumentation_dbsql.export.sink import (
     ConnectionHandle,
     DatabricksTelemetrySink,
@@ -133,6 +135,47 @@ def open_connection(
     conn = databricks.sql.connect(**{**kwargs, **override})
     handle = sink.register_connection(conn, kwargs, options) if sink is not None else None
     return conn, handle
+
+
+class RecordingLauncher(ThreadLauncher):
+    """Starts the threads handed to it (at once, or on ``release`` when built with ``hold``)
+    and keeps them: a test can tell whether a flag fetch was started and wait for it to end."""
+
+    def __init__(self, *, hold: bool = False) -> None:
+        super().__init__("test-launcher")
+        self._kept_lock = threading.Lock()
+        self._kept: list[threading.Thread] = []
+        self._hold = hold
+
+    def launch(self, thread: threading.Thread) -> None:
+        with self._kept_lock:
+            self._kept.append(thread)
+            if self._hold:
+                return
+        thread.start()
+
+    def release(self) -> None:
+        """Start the held threads, and from now on every thread at once."""
+        with self._kept_lock:
+            self._hold = False
+            held = [t for t in self._kept if t.ident is None]
+        for thread in held:
+            thread.start()
+
+    @property
+    def launched(self) -> int:
+        """Threads handed over so far."""
+        with self._kept_lock:
+            return len(self._kept)
+
+    def join(self, timeout_s: float = 10.0) -> None:
+        """Wait until every thread handed over so far has ended."""
+        with self._kept_lock:
+            threads = list(self._kept)
+        end = time.monotonic() + timeout_s
+        for thread in threads:
+            thread.join(max(0.0, end - time.monotonic()))
+            assert not thread.is_alive(), f"{thread.name} still running after {timeout_s} s"
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0, step: float = 0.01) -> bool:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from opentelemetry_instrumentation_dbsql.export.feature_flags import (
     FLAG_NAME,
     FeatureFlagCache,
+    FlagLease,
     FlagRequester,
     parse_flag_response,
 )
 from opentelemetry_instrumentation_dbsql.export.http_transport import Endpoint, HttpTransport
 from opentelemetry_instrumentation_dbsql.export.sink import DatabricksTelemetrySink
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
-from tests.export.helpers import open_connection, wait_for
+from tests.export.helpers import RecordingLauncher, open_connection, wait_for
 
 
 class FakeClock:
@@ -72,14 +72,18 @@ def test_fetch_is_a_get_with_auth_user_agent_and_version(wh: LocalWarehouse) -> 
 
 
 def test_acquire_never_waits_for_the_server(wh: LocalWarehouse) -> None:
-    wh.feature_flags.configure(enabled=True, delay=1.0)
-    cache = FeatureFlagCache()
-    start = time.monotonic()
-    lease = cache.acquire(host(wh), requester(wh))
-    value = lease.entry.value()
-    assert time.monotonic() - start < 0.3  # the answer takes 1 s
-    assert value is None
-    assert lease.entry.wait(3) is True
+    wh.feature_flags.configure(enabled=True)
+    launcher = RecordingLauncher(hold=True)  # the fetch does not start before release()
+    cache = FeatureFlagCache(launcher=launcher)
+    leases: list[FlagLease] = []
+    caller = threading.Thread(target=lambda: leases.append(cache.acquire(host(wh), requester(wh))))
+    caller.start()
+    caller.join(10)
+    assert leases, "acquire() waited for the flag fetch"
+    assert leases[0].entry.value() is None
+    assert launcher.launched == 1
+    launcher.release()
+    assert leases[0].entry.wait(3) is True
 
 
 def test_one_fetch_in_flight_per_host(wh: LocalWarehouse) -> None:
@@ -114,35 +118,40 @@ def test_one_fetch_in_flight_per_host(wh: LocalWarehouse) -> None:
 
 def test_ttl_from_the_server_then_refresh(wh: LocalWarehouse) -> None:
     clock = FakeClock()
+    launcher = RecordingLauncher()
     wh.feature_flags.configure(enabled=True, ttl_seconds=30)
-    cache = FeatureFlagCache(clock=clock)
+    cache = FeatureFlagCache(clock=clock, launcher=launcher)
     entry = cache.acquire(host(wh), requester(wh)).entry
     assert entry.wait(3) is True
     clock.now += 29
     assert entry.value() is True
-    time.sleep(0.05)
+    assert launcher.launched == 1  # within the TTL: no new fetch
+    launcher.join()
     assert len(wh.feature_flags.requests) == 1
     wh.feature_flags.configure(enabled=False, ttl_seconds=30)
     clock.now += 2
     assert entry.value() is True  # stale value served while the refresh runs
-    assert wait_for(lambda: entry.peek() is False)
+    launcher.join()
+    assert entry.peek() is False
     assert len(wh.feature_flags.requests) == 2
 
 
 def test_default_ttl_is_900_seconds(wh: LocalWarehouse) -> None:
     clock = FakeClock()
-    cache = FeatureFlagCache(clock=clock)
+    launcher = RecordingLauncher()
+    cache = FeatureFlagCache(clock=clock, launcher=launcher)
     assert cache.default_ttl_s == 900.0
     wh.feature_flags.configure(enabled=True, ttl_seconds=0)  # no usable TTL in the answer
     entry = cache.acquire(host(wh), requester(wh)).entry
     assert entry.wait(3) is True
     clock.now += 899
     entry.value()
-    time.sleep(0.05)
-    assert len(wh.feature_flags.requests) == 1
+    assert launcher.launched == 1  # within the default TTL: no new fetch
     clock.now += 2
     entry.value()
-    assert wait_for(lambda: len(wh.feature_flags.requests) == 2)
+    assert launcher.launched == 2
+    launcher.join()
+    assert len(wh.feature_flags.requests) == 2
 
 
 @pytest.mark.parametrize("failure", ["status", "malformed", "down"])
@@ -200,6 +209,8 @@ def test_failing_credentials_mean_off(wh: LocalWarehouse) -> None:
 def test_connections_share_one_entry_per_host(
     wh: LocalWarehouse, sink: DatabricksTelemetrySink
 ) -> None:
+    launcher = RecordingLauncher()
+    sink.flags.launcher = launcher  # to see whether the sink starts a fetch
     wh.feature_flags.configure(enabled=True, delay=0.2)
     opened = [open_connection(wh, sink) for _ in range(5)]
     handles = [h for _, h in opened]
@@ -218,6 +229,7 @@ def test_connections_share_one_entry_per_host(
     # The value stays cached: a new connection does not ask again within the TTL.
     conn, handle = open_connection(wh, sink)
     assert handle is not None and handle.flag is entry and entry.peek() is True
-    time.sleep(0.05)
+    assert launcher.launched == 1
+    launcher.join()
     assert len(wh.feature_flags.requests) == 1
     conn.close()
