@@ -8,7 +8,8 @@ Usage::
 """
 
 from opentelemetry_instrumentation_dbsql.instrumentor import DbsqlInstrumentor
+from opentelemetry_instrumentation_dbsql.statement_info import StatementHook, StatementInfo
 from opentelemetry_instrumentation_dbsql.tags import statement_tags
 from opentelemetry_instrumentation_dbsql.version import __version__
 
-__all__ = ["DbsqlInstrumentor", "__version__", "statement_tags"]
+__all__ = ["DbsqlInstrumentor", "StatementHook", "StatementInfo", "__version__", "statement_tags"]

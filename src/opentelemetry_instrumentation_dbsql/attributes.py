@@ -60,6 +60,27 @@ SERVER_PORT: Final = "server.port"
 
 DB_SYSTEM_VALUE: Final = "databricks"
 
+# OTEL_SEMCONV_STABILITY_OPT_IN=database/dup: the names before the stable conventions (what
+# the contrib dbapi instrumentation writes), set beside the stable ones on statement spans.
+OLD_NAMES: Final = {
+    DB_SYSTEM_NAME: "db.system",
+    DB_QUERY_TEXT: "db.statement",
+    DB_OPERATION_NAME: "db.operation",
+    DB_NAMESPACE: "db.name",
+    DB_COLLECTION_NAME: "db.sql.table",
+    SERVER_ADDRESS: "net.peer.name",
+    SERVER_PORT: "net.peer.port",
+}
+
+
+def add_old_names(attributes: dict[str, str | bool | int | float]) -> None:
+    """Copy each stable attribute that has an older name under that name too."""
+    for stable, old in OLD_NAMES.items():
+        value = attributes.get(stable)
+        if value is not None:
+            attributes[old] = value
+
+
 # --- vendor attributes -----------------------------------------------------------------------
 SPAN_ROLE: Final = "databricks.span.role"
 SESSION_ID: Final = "databricks.session.id"

@@ -30,6 +30,24 @@ def log_failure_once(kind: str, exc: BaseException | None = None) -> None:
         pass
 
 
+def log_hook_failure_once(name: str, exc: BaseException) -> None:
+    """Log once, as a warning, that the user's ``name`` hook raised; never raises."""
+    try:
+        with _lock:
+            key = "user-hook:" + name
+            if key in _seen:
+                return
+            _seen.add(key)
+        _logger.warning(
+            "The %s given to DbsqlInstrumentor raised; the statement is unaffected and later "
+            "failures are not logged",
+            name,
+            exc_info=exc,
+        )
+    except Exception:
+        pass
+
+
 def log_missing_hook_once(target: str) -> None:
     """Log once that a driver hook point is absent in the installed connector release."""
     try:

@@ -16,10 +16,13 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
+
+from opentelemetry_instrumentation_dbsql.statement_info import StatementFilter, StatementHook
 
 _logger = logging.getLogger(__name__)
 
@@ -60,6 +63,11 @@ class InstrumentationOptions:
     aggregation_flush_interval: float = 5.0
     aggregation_max_statements: int = 10_000
     aggregation_idle_timeout: float = 1800.0
+    exclude_statements: StatementFilter | None = None
+    request_hook: StatementHook | None = None
+    response_hook: StatementHook | None = None
+    # OTEL_SEMCONV_STABILITY_OPT_IN=database/dup: the older attribute names beside the stable ones.
+    semconv_dup: bool = False
     # The options whose value came from their environment variable. The export opt-in ranks an
     # instrument() keyword above an environment variable, so it needs to know which was which.
     from_environment: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
@@ -151,6 +159,14 @@ OPTION_SPECS: Final[tuple[OptionSpec, ...]] = (
         1800.0,
         "seconds 0.001 .. 604800",
         "A statement with no activity for this long is emitted as incomplete.",
+    ),
+    OptionSpec(
+        "exclude_statements",
+        "OTEL_PYTHON_DBSQL_EXCLUDE_STATEMENTS",
+        None,
+        "regular expression | unset (keyword: also a list of exact texts and compiled patterns)",
+        "Statements left out of spans and metrics (health checks such as SELECT 1): an exact "
+        "text, or a pattern matching the whole text. Their Databricks records are kept.",
     ),
 )
 
@@ -264,6 +280,46 @@ def _float_in(keyword: str) -> Callable[[object], float]:
     return lambda value: parse_float(value, low, high)
 
 
+def _parse_filter(value: object) -> StatementFilter | None:
+    if value is None:
+        return None
+    if isinstance(value, StatementFilter):
+        return value
+    if isinstance(value, str):  # the environment variable: one pattern
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return StatementFilter(patterns=(re.compile(text),))
+        except re.error:
+            raise InvalidValue from None
+    if isinstance(value, re.Pattern):
+        return StatementFilter(patterns=(value,))
+    if isinstance(value, list | tuple | set | frozenset):
+        try:
+            return StatementFilter.of(value)
+        except TypeError:
+            raise InvalidValue from None
+    raise InvalidValue
+
+
+def _parse_hook(value: object) -> StatementHook | None:
+    if value is None or callable(value):
+        return value
+    raise InvalidValue
+
+
+# Options without an environment variable: a callable cannot be written in one.
+_HOOK_KEYWORDS: Final = ("request_hook", "response_hook")
+_HOOK_VALUES: Final = "a callable hook(span, info) | None"
+_SEMCONV_OPT_IN: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
+
+def _semconv_dup(environ: Mapping[str, str]) -> bool:
+    tokens = {token.strip() for token in environ.get(_SEMCONV_OPT_IN, "").split(",")}
+    return "database/dup" in tokens
+
+
 _PARSERS: Final[Mapping[str, Callable[[object], Any]]] = {
     "capture_query_text": _parse_query_mode,
     "capture_parameters": parse_bool,
@@ -277,6 +333,7 @@ _PARSERS: Final[Mapping[str, Callable[[object], Any]]] = {
     "aggregation_flush_interval": _float_in("aggregation_flush_interval"),
     "aggregation_max_statements": _int_in("aggregation_max_statements"),
     "aggregation_idle_timeout": _float_in("aggregation_idle_timeout"),
+    "exclude_statements": _parse_filter,
 }
 
 # ----------------------------------------------------------------------------- resolution
@@ -299,7 +356,8 @@ PASSTHROUGH_KEYWORDS: Final = frozenset(
 
 def _warn_unknown_keyword(key: str) -> None:
     """Warn once per keyword; distros pass options meant for other instrumentations."""
-    close = difflib.get_close_matches(key, [*SPEC_BY_KEYWORD, *PASSTHROUGH_KEYWORDS], n=1)
+    known = [*SPEC_BY_KEYWORD, *_HOOK_KEYWORDS, *PASSTHROUGH_KEYWORDS]
+    close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     warn_once(f"keyword:{key}", "Ignoring unknown keyword %r of DbsqlInstrumentor%s", key, hint)
 
@@ -339,6 +397,15 @@ def resolve_options(
     for key, value in kwargs.items():
         if key in PASSTHROUGH_KEYWORDS:
             continue
+        if key in _HOOK_KEYWORDS:
+            try:
+                values[key] = _parse_hook(value)
+            except InvalidValue:
+                raise ValueError(
+                    f"invalid value {value!r} for option {key!r}: accepted values are "
+                    f"{_HOOK_VALUES}"
+                ) from None
+            continue
         spec = SPEC_BY_KEYWORD.get(key)
         if spec is None:
             _warn_unknown_keyword(key)
@@ -357,4 +424,6 @@ def resolve_options(
         if found:
             values[spec.keyword] = parsed
             from_environment.add(spec.keyword)
-    return InstrumentationOptions(**values, from_environment=frozenset(from_environment))
+    return InstrumentationOptions(
+        **values, semconv_dup=_semconv_dup(env), from_environment=frozenset(from_environment)
+    )

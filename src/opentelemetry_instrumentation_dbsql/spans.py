@@ -52,6 +52,7 @@ class SpanRecorder:
         parent: Context | None = None,
         start_ns: int | None = None,
         kind: SpanKind = SpanKind.CLIENT,
+        record: bool = True,
     ) -> None:
         self.runtime = runtime
         self.name = name
@@ -61,7 +62,7 @@ class SpanRecorder:
         self.status_error: str | None = None
         self.ended = False
         self.parent = parent  # read only by _direct_span
-        if runtime.tracing_on():
+        if record and runtime.tracing_on():
             self.span: trace.Span = runtime.tracer.start_span(
                 name,
                 context=parent,
@@ -71,8 +72,9 @@ class SpanRecorder:
             )
             self.end_attributes: dict[str, AttributeValue] = {}
         else:
-            # Nobody records spans: only the aggregation processor reads this one. No SDK saw
-            # the start attributes, so the end attributes join them in the same dict.
+            # Nobody records spans (or the user left this statement out of them): only the
+            # aggregation processor reads this one. No SDK saw the start attributes, so the end
+            # attributes join them in the same dict.
             self.span = trace.INVALID_SPAN
             self.end_attributes = start_attributes
 

@@ -74,12 +74,14 @@ class StatementTracker:
         "chunks_present",
         "compressed",
         "connection",
+        "excluded",
         "execute_bytes",
         "execute_retries",
         "fetch_calls",
         "fetch_ns",
         "inline_bytes",
         "lock",
+        "method",
         "metric_attributes",
         "operation_name",
         "poll_count",
@@ -106,8 +108,14 @@ class StatementTracker:
         operation_name: str | None,
         summary: str | None,
         target: str | None = None,
+        *,
+        excluded: bool = False,
+        method: str = "execute",
     ) -> None:
         self.connection = connection
+        self.method = method  # the driver method that ran it
+        # Left out of spans and metrics by the user; its Databricks record is still kept.
+        self.excluded = excluded
         self.runtime: Runtime = connection.runtime  # what records this statement
         self.statement_recorder = recorder
         self.result_recorder: SpanRecorder | None = None
@@ -192,9 +200,15 @@ class StatementTracker:
                 start_attributes,
                 parent=self.statement_recorder.context(),
                 start_ns=self.ready_ns or time.time_ns(),
+                record=not self.excluded,
             )
             self.result_recorder = recorder
         return recorder
+
+    @property
+    def metrics_on(self) -> bool:
+        """Whether this statement's metrics are recorded."""
+        return self.runtime.metrics_live and not self.excluded
 
     def result_bytes(self) -> int:
         """Result bytes received so far: inline Arrow batches plus CloudFetch wire bytes."""

@@ -140,6 +140,7 @@ class CursorHooks:
             operation_type="EXECUTE_STATEMENT",
             statement_type="QUERY",
             is_async=is_async,
+            method="execute_async" if is_async else "execute",
         )
         return _Call(tracker, self._with_tags(tracker, args, kwargs, 4 if is_async else 5))
 
@@ -182,6 +183,7 @@ class CursorHooks:
                 statement_type="QUERY",
                 extra={attr.DB_OPERATION_BATCH_SIZE: size} if size >= 2 else None,
                 batch=size >= 2,
+                method="executemany",
             )
             token = current_batch.set(tracker)
             return _Call(tracker, kwargs, lambda: current_batch.reset(token))
@@ -265,6 +267,7 @@ class CursorHooks:
                     operation_type=operation_type,
                     statement_type="METADATA",
                     method_name=operation_name,
+                    method=method,
                 )
                 return _Call(tracker, kwargs)
 

@@ -224,6 +224,7 @@ def download_run(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs:
             attributes,
             parent=tracker.current_context(),
             kind=SpanKind.CLIENT,
+            record=not tracker.excluded,
         )
         ctx = recorder.context()
         if tracker.runtime.options.suppress_http_spans:

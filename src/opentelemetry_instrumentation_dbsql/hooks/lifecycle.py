@@ -17,7 +17,7 @@ from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql import query_text
 from opentelemetry_instrumentation_dbsql import runtime as _runtime
 from opentelemetry_instrumentation_dbsql.ids import uuid_text
-from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
+from opentelemetry_instrumentation_dbsql.log_once import log_failure_once, log_hook_failure_once
 from opentelemetry_instrumentation_dbsql.runtime import active_runtime
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
 from opentelemetry_instrumentation_dbsql.statement import (
@@ -27,6 +27,7 @@ from opentelemetry_instrumentation_dbsql.statement import (
     StatementTracker,
     current_statement,
 )
+from opentelemetry_instrumentation_dbsql.statement_info import StatementHook, StatementInfo
 from opentelemetry_instrumentation_dbsql.tags import current_tags
 
 # The key urllib3/requests instrumentations check (what suppress_http_instrumentation() sets).
@@ -141,10 +142,15 @@ def begin_statement(
     extra: Mapping[str, AttributeValue] | None = None,
     is_async: bool = False,
     batch: bool = False,
+    method: str = "execute",
 ) -> StatementTracker:
     """Start the STATEMENT span and its tracker. ``batch``: several executions of the same
     statement (``executemany`` with two or more parameter sets)."""
     runtime = state.runtime
+    options = runtime.options
+    excluded = options.exclude_statements is not None and options.exclude_statements.excludes(
+        operation
+    )
     attributes = dict(state.base_attributes)
     attributes[attr.SPAN_ROLE] = attr.ROLE_STATEMENT
     attributes[attr.OPERATION_TYPE] = operation_type
@@ -156,7 +162,7 @@ def begin_statement(
     operation_name: str | None = method_name
     # Query text, summary and operation feed spans and metrics only (never the Databricks
     # export): with no SDK provider in use, a statement skips analysing its SQL.
-    if operation is not None and (runtime.tracing_live or runtime.metrics_live):
+    if operation is not None and (runtime.tracing_live or runtime.metrics_live) and not excluded:
         info = runtime.query_info(operation, parameterized=bool(parameters))
         summary = info.summary
         target = info.target
@@ -181,9 +187,62 @@ def begin_statement(
             attributes[attr.TAG_PREFIX + key] = value
     if extra:
         attributes.update(extra)
+    if options.semconv_dup:
+        attr.add_old_names(attributes)
     name = summary or _name_of(operation_name, state)
-    recorder = SpanRecorder(runtime, name, attributes)
-    return StatementTracker(state, recorder, operation_name, summary, target)
+    recorder = SpanRecorder(runtime, name, attributes, record=not excluded)
+    tracker = StatementTracker(
+        state, recorder, operation_name, summary, target, excluded=excluded, method=method
+    )
+    if options.request_hook is not None:
+        _call_hook(
+            "request_hook",
+            options.request_hook,
+            recorder,
+            StatementInfo(
+                method,
+                operation_name,
+                summary,
+                parameters=_captured(parameters) if options.capture_parameters else None,
+            ),
+        )
+    return tracker
+
+
+def _captured(parameters: object) -> Mapping[str, object] | Sequence[object] | None:
+    if isinstance(parameters, Mapping | list | tuple):
+        return parameters
+    return None
+
+
+def _call_hook(name: str, hook: StatementHook, recorder: SpanRecorder, info: StatementInfo) -> None:
+    """A hook of the user's: called for recording spans only; its failure never escapes."""
+    span = recorder.span
+    if not span.is_recording():
+        return
+    try:
+        hook(span, info)
+    except Exception as exc:
+        log_hook_failure_once(name, exc)
+
+
+def call_response_hook(tracker: StatementTracker, error_type: str | None = None) -> None:
+    """Tell the user's ``response_hook`` that the statement completed (before its span ends)."""
+    hook = tracker.runtime.options.response_hook
+    if hook is None:
+        return
+    _call_hook(
+        "response_hook",
+        hook,
+        tracker.statement_recorder,
+        StatementInfo(
+            tracker.method,
+            tracker.operation_name,
+            tracker.summary,
+            statement_id=tracker.statement_id,
+            error_type=error_type,
+        ),
+    )
 
 
 def _batch_name(name: str | None) -> str | None:
@@ -380,9 +439,10 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
         else:
             recorder.set(attr.DB_RESPONSE_RETURNED_ROWS, rows)
         tracker.ready_ns = end_ns
+        call_response_hook(tracker, error_type)
         recorder.end(end_ns)
         # One read of the current context serves both records of a statement.
-        context = otel_context.get_current() if tracker.runtime.metrics_live else None
+        context = otel_context.get_current() if tracker.metrics_on else None
         if context is not None:
             _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, error_type, context)
         if result_follows:
@@ -412,8 +472,9 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
         _write_execute_totals(recorder, tracker)
         _write_server_time(recorder, tracker, end_ns)
         tracker.result_done = True
+        call_response_hook(tracker, info.error_type)
         recorder.end(end_ns)
-        if tracker.runtime.metrics_live:
+        if tracker.metrics_on:
             _record_metrics(
                 tracker,
                 (end_ns - recorder.start_ns) / 1e9,
@@ -457,7 +518,7 @@ def finish_result(tracker: StatementTracker, result_set: object, reason: str) ->
             recorder.set(attr.RETRY_COUNT, tracker.retries - tracker.execute_retries)
         recorder.set(attr.RESULT_CLOSE_REASON, reason)
         recorder.end()
-        if tracker.runtime.metrics_live:
+        if tracker.metrics_on:
             _record_result_metrics(
                 tracker,
                 rows if isinstance(rows, int) else None,
