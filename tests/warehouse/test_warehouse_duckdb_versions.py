@@ -1,5 +1,6 @@
-"""Modified-row counts of DML on whichever DuckDB is installed (1.x and 2.x differ in how
-``sql()`` treats DML: 1.x runs it eagerly and returns no relation to read a count from)."""
+"""What DuckDB 1.x and 2.x hand over differently, served the same on whichever is installed:
+modified-row counts of DML (1.x runs DML given to ``sql()`` at once and returns no relation to
+read a count from) and the type of a column of bare ``NULL`` (1.x makes it INTEGER)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,14 @@ def test_driver_sees_the_counts(warehouse: LocalWarehouse, connect: Callable[...
         assert [tuple(r) for r in cursor.fetchall()] == [(1,)]
         assert cursor.rowcount == (1 if reports else -1)
     assert [s.modified_rows for s in warehouse.served.values()] == [2, 2, 1]
+
+
+def test_bare_null_column_is_void(engine: Engine) -> None:
+    engine.execute_sql("INSERT INTO t VALUES (1, 'a')")
+    table = engine.execute_sql(
+        "SELECT NULL AS n, CAST(NULL AS INT) AS i, id FROM t WHERE id > :id", {"id": 0}
+    ).table
+    assert [str(f.type) for f in table.schema] == ["null", "int32", "int32"]
+    assert table.to_pylist() == [{"n": None, "i": None, "id": 1}]
+    empty = engine.execute_sql("SELECT NULL AS n FROM t WHERE id < 0").table
+    assert empty.num_rows == 0

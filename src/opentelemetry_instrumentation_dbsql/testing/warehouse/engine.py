@@ -99,6 +99,7 @@ class StatementResult:
 
 
 _EMPTY = pa.table({})
+_NULL_TYPE_LOST = int(duckdb.__version__.split(".", 1)[0]) < 2
 
 
 class Engine:
@@ -287,7 +288,31 @@ class EngineSession:
             if relation is not None:
                 relation.fetchall()
             return StatementResult(_EMPTY, None, "ddl")
-        return StatementResult(normalize_table(relation.to_arrow_table()), None, "query")
+        table = relation.to_arrow_table()
+        if _NULL_TYPE_LOST:
+            table = self._restore_void_columns(table, statement.sql, params)
+        return StatementResult(normalize_table(table), None, "query")
+
+    def _restore_void_columns(self, table: Any, sql: str, params: Params) -> Any:
+        """DuckDB 1.x hands a column of bare ``NULL`` over as INTEGER, where a warehouse (and
+        DuckDB 2.x) reports VOID; ``typeof`` over the query still tells them apart."""
+        rows = table.num_rows
+        suspects = [
+            i
+            for i, field in enumerate(table.schema)
+            if pa.types.is_int32(field.type) and rows and table.column(i).null_count == rows
+        ]
+        if not suspects:
+            return table
+        try:
+            probe = f"SELECT typeof(COLUMNS(*)) FROM ({sql}) LIMIT 1"
+            types = self._cursor.execute(probe, params or None).fetchone()
+        except duckdb.Error:
+            return table
+        for i in suspects:
+            if types is not None and len(types) == table.num_columns and types[i] == '"NULL"':
+                table = table.set_column(i, table.field(i).with_type(pa.null()), pa.nulls(rows))
+        return table
 
     def interrupt(self) -> None:
         """Ask DuckDB to stop the statement running on this cursor."""
