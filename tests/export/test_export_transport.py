@@ -7,13 +7,9 @@ import time
 
 import pytest
 
+from opentelemetry_instrumentation_dbsql.endpoint import Endpoint
 from opentelemetry_instrumentation_dbsql.export.circuit_breaker import normalize_host
-from opentelemetry_instrumentation_dbsql.export.http_transport import (
-    Endpoint,
-    HttpTransport,
-    TransportError,
-)
-from opentelemetry_instrumentation_dbsql.export.sink import host_key
+from opentelemetry_instrumentation_dbsql.export.http_transport import HttpTransport, TransportError
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 
 
@@ -37,7 +33,7 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 def test_endpoint_and_key(server_hostname: str, port: int | None, base_url: str, key: str) -> None:
     endpoint = Endpoint.from_server_hostname(server_hostname, port)
     assert endpoint.base_url == base_url
-    assert host_key(endpoint) == key
+    assert endpoint.key == key
     if "[" not in base_url:
         # The breaker registry normalizes the same way.
         assert normalize_host(base_url) == key

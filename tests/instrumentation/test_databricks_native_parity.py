@@ -17,8 +17,8 @@ from typing import Any
 import databricks.sql
 import pytest
 
-from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
-from opentelemetry_instrumentation_dbsql.export import sink, wire_format
+from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor, driver_facts
+from opentelemetry_instrumentation_dbsql.export import wire_format
 from opentelemetry_instrumentation_dbsql.export.wire_format import USER_AGENT_PRODUCT
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 from tests.export.helpers import wait_for
@@ -198,8 +198,7 @@ def test_host_info_is_the_connectors(
     # As databricks.sql.session.Session sets them; the connector reports
     # HostDetails(host_url=server_hostname, port=session.port).
     session = SimpleNamespace(host=server_hostname, port=kwargs.get("_port", 443))
-    endpoint = sink._endpoint_of(None, session, kwargs)
-    host_info = sink._host_info(session, kwargs, endpoint)
+    host_info = driver_facts.read_facts(SimpleNamespace(session=session), kwargs).params.host_info
     assert (host_info.host_url, host_info.port) == expected
 
 
@@ -208,7 +207,7 @@ def test_host_info_is_the_connectors(
     [(30, 30), (900, 900), (30.0, 30), (0.5, None), (True, None), ("30", None), (None, None)],
 )
 def test_socket_timeout_is_the_kwarg_in_whole_seconds(value: Any, expected: int | None) -> None:
-    assert sink._whole_seconds(value) == expected
+    assert driver_facts._whole_seconds(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -227,8 +226,8 @@ def test_socket_timeout_is_the_kwarg_in_whole_seconds(value: Any, expected: int 
 def test_client_app_name_is_the_applications_user_agent_entry(
     kwargs: dict[str, Any], expected: str | None
 ) -> None:
-    assert sink._app_name(kwargs) == expected
-    config = wire_format.system_configuration("4.9.0", sink._app_name(kwargs))
+    assert driver_facts._app_name(kwargs) == expected
+    config = wire_format.system_configuration("4.9.0", driver_facts._app_name(kwargs))
     assert config.get("client_app_name") == expected
 
 

@@ -17,34 +17,7 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from opentelemetry_instrumentation_dbsql.endpoint import split_host
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Scheme, host and port of the workspace; ``base_url`` has no path."""
-
-    scheme: str
-    host: str
-    port: int | None = None
-
-    @property
-    def base_url(self) -> str:
-        """``scheme://host[:port]``, the port omitted when it is the scheme's default."""
-        default = 443 if self.scheme == "https" else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port is None or self.port == default:
-            return f"{self.scheme}://{host}"
-        return f"{self.scheme}://{host}:{self.port}"
-
-    @classmethod
-    def from_server_hostname(cls, server_hostname: str, port: int | None) -> Endpoint:
-        """Parse ``server_hostname`` as the driver takes it (with or without a scheme).
-
-        A port written in ``server_hostname`` wins; otherwise ``port`` (the ``_port`` kwarg).
-        """
-        host, written_port, scheme = split_host(server_hostname)
-        return cls(scheme=scheme, host=host or "", port=written_port or port)
+from opentelemetry_instrumentation_dbsql.endpoint import Endpoint
 
 
 @dataclass(frozen=True, slots=True)

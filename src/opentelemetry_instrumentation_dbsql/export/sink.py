@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import sys
 import threading
 import time
 import weakref
@@ -23,12 +21,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry.metrics import Meter
 
 from opentelemetry_instrumentation_dbsql.aggregation import at_exit
 from opentelemetry_instrumentation_dbsql.aggregation.records import TelemetryRecord
+from opentelemetry_instrumentation_dbsql.driver_facts import DriverFacts, read_facts
+from opentelemetry_instrumentation_dbsql.endpoint import Endpoint
 from opentelemetry_instrumentation_dbsql.export.circuit_breaker import (
     DEFAULT_CONFIG,
     BreakerConfig,
@@ -43,7 +42,6 @@ from opentelemetry_instrumentation_dbsql.export.feature_flags import (
     FlagRequester,
 )
 from opentelemetry_instrumentation_dbsql.export.http_transport import (
-    Endpoint,
     HttpTransport,
     ProxySettings,
     TlsSettings,
@@ -70,13 +68,11 @@ from opentelemetry_instrumentation_dbsql.export.telemetry_client import (
 from opentelemetry_instrumentation_dbsql.export.wire_format import (
     USER_AGENT_PRODUCT,
     ConnectionContext,
-    DriverConnectionParams,
     EncodedContext,
-    HostInfo,
     encode_context,
     proto_log_literal,
 )
-from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions, parse_tristate
+from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
 
 logger = logging.getLogger(__name__)
 
@@ -112,213 +108,6 @@ def native_telemetry_kwargs(
 # --------------------------------------------------------------------------- connections
 
 
-def _provider_class(provider: Any) -> str:
-    return type(provider).__name__
-
-
-def _unwrap_provider(provider: Any) -> Any:
-    if _provider_class(provider) == "TokenFederationProvider":
-        return getattr(provider, "external_provider", provider)
-    return provider
-
-
-def auth_mechanism(provider: Any) -> str | None:
-    """PAT, OAUTH or OTHER for the driver's auth provider (None without one)."""
-    if provider is None:
-        return None
-    name = _provider_class(_unwrap_provider(provider))
-    if name == "AccessTokenAuthProvider":
-        return "PAT"
-    if name == "DatabricksOAuthProvider":
-        return "OAUTH"
-    return "OTHER"
-
-
-def auth_flow(provider: Any) -> str | None:
-    """The ``AuthFlow`` value the driver would report for ``provider``."""
-    provider = _unwrap_provider(provider)
-    name = _provider_class(provider) if provider is not None else ""
-    if name == "DatabricksOAuthProvider":
-        has_tokens = getattr(provider, "_access_token", None) and getattr(
-            provider, "_refresh_token", None
-        )
-        return "TOKEN_PASSTHROUGH" if has_tokens else "BROWSER_BASED_AUTHENTICATION"
-    if name == "ExternalAuthProvider":
-        return "CLIENT_CREDENTIALS"
-    return None
-
-
-def _driver_version() -> str:
-    module = sys.modules.get("databricks.sql")
-    version = getattr(module, "__version__", None)
-    if isinstance(version, str):
-        return version
-    try:
-        from importlib.metadata import version as dist_version
-
-        return dist_version("databricks-sql-connector")
-    except Exception:
-        return "unknown"
-
-
-def _opt_bool(value: Any) -> bool | None:
-    try:
-        return parse_tristate(value)
-    except ValueError:
-        return None
-
-
-def _opt_int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value)
-
-
-def _proxy_of(conn: Any) -> ProxySettings | None:
-    client = getattr(conn, "http_client", None)
-    if client is None:
-        return None
-    try:
-        if not client.using_proxy():
-            return None
-        uri = client.proxy_uri
-    except Exception:
-        return None
-    if not isinstance(uri, str) or not uri:
-        return None
-    raw_headers = getattr(client, "_proxy_auth", None)
-    headers: tuple[tuple[str, str], ...] = ()
-    if isinstance(raw_headers, Mapping):
-        headers = tuple((str(k), str(v)) for k, v in raw_headers.items())
-    return ProxySettings(url=uri, headers=headers)
-
-
-def _tls_of(session: Any, kwargs: Mapping[str, Any]) -> TlsSettings:
-    ssl_options = getattr(session, "ssl_options", None)
-    if ssl_options is not None:
-        return TlsSettings(
-            verify=bool(getattr(ssl_options, "tls_verify", True)),
-            verify_hostname=bool(getattr(ssl_options, "tls_verify_hostname", True)),
-            ca_file=getattr(ssl_options, "tls_trusted_ca_file", None),
-            client_cert_file=getattr(ssl_options, "tls_client_cert_file", None),
-            client_key_file=getattr(ssl_options, "tls_client_cert_key_file", None),
-            client_key_password=getattr(ssl_options, "tls_client_cert_key_password", None),
-        )
-    return TlsSettings(
-        verify=not bool(_opt_bool(kwargs.get("_tls_no_verify"))),
-        ca_file=kwargs.get("_tls_trusted_ca_file"),
-    )
-
-
-def _endpoint_of(conn: Any, session: Any, kwargs: Mapping[str, Any]) -> Endpoint:
-    host = getattr(session, "host", None) or kwargs.get("server_hostname") or ""
-    port = _opt_int(getattr(session, "port", None))
-    return Endpoint.from_server_hostname(str(host), port)
-
-
-def host_key(endpoint: Endpoint) -> str:
-    """Registry key of a host: lower-cased host, plus the port when it is not the default."""
-    default = 443 if endpoint.scheme == "https" else 80
-    if endpoint.port is None or endpoint.port == default:
-        return endpoint.host
-    return f"{endpoint.host}:{endpoint.port}"
-
-
-# A ``server_hostname`` that is a workspace address: host (or [IPv6]), optional scheme and port.
-_HOST_URL = re.compile(
-    r"(?:https?://)?(?:[a-z0-9][a-z0-9.-]{0,252}|\[[0-9a-f:.]{2,45}\])(?::[0-9]{1,5})?/?",
-    re.IGNORECASE,
-)
-
-
-def _port_number(value: Any) -> int | None:
-    if isinstance(value, str) and value.isdecimal():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        return None
-    return value
-
-
-def _host_info(session: Any, kwargs: Mapping[str, Any], endpoint: Endpoint) -> HostInfo:
-    """``HostDetails`` as the connector reports them: ``server_hostname`` as the application
-    passed it, and the ``_port`` kwarg (443 by default). Anything beyond a scheme, host, port and
-    trailing slash is not sent: then the host name alone."""
-    given = getattr(session, "host", None) or kwargs.get("server_hostname")
-    host = given if isinstance(given, str) and _HOST_URL.fullmatch(given) else endpoint.host
-    port = _port_number(getattr(session, "port", None))
-    return HostInfo(host, port if port is not None else endpoint.port or 443)
-
-
-def _whole_seconds(value: Any) -> int | None:
-    """``_socket_timeout`` (seconds) as the integer the field holds; None for a fraction."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not value.is_integer():
-        return None
-    return int(value)
-
-
-def _app_name(kwargs: Mapping[str, Any]) -> str | None:
-    """The name the application gives itself: ``user_agent_entry`` (or the deprecated
-    ``_user_agent_entry``), which the connector also puts in its User-Agent."""
-    value = kwargs.get("user_agent_entry")
-    if value is None:
-        value = kwargs.get("_user_agent_entry")
-    name = _short_str(value)
-    return name if name is not None and name.isprintable() else None
-
-
-def _connection_params(
-    conn: Any,
-    session: Any,
-    kwargs: Mapping[str, Any],
-    endpoint: Endpoint,
-    proxy: ProxySettings | None,
-) -> DriverConnectionParams:
-    provider = getattr(session, "auth_provider", None)
-    use_sea = bool(getattr(session, "use_sea", False) or getattr(session, "use_kernel", False))
-    proxy_info = None
-    if proxy is not None:
-        parts = urlsplit(proxy.url)
-        if parts.hostname:
-            try:
-                proxy_port = parts.port or 8080
-            except ValueError:
-                proxy_port = 8080
-            proxy_info = HostInfo(parts.hostname, proxy_port)
-    client_module = sys.modules.get("databricks.sql.client")
-    complex_types = _opt_bool(kwargs.get("_use_arrow_native_complex_types"))
-    return DriverConnectionParams(
-        http_path=str(getattr(session, "http_path", None) or kwargs.get("http_path") or ""),
-        mode="SEA" if use_sea else "THRIFT",
-        host_info=_host_info(session, kwargs, endpoint),
-        auth_mech=auth_mechanism(provider),
-        auth_flow=auth_flow(provider),
-        # Seconds, as the connector sends it (the model's comment says milliseconds).
-        socket_timeout=_whole_seconds(kwargs.get("_socket_timeout")),
-        azure_workspace_resource_id=_short_str(kwargs.get("azure_workspace_resource_id")),
-        azure_tenant_id=_short_str(kwargs.get("azure_tenant_id")),
-        use_proxy=proxy is not None,
-        use_system_proxy=proxy is not None,
-        proxy_host_info=proxy_info,
-        use_cf_proxy=False,
-        allow_self_signed_support=bool(_opt_bool(kwargs.get("_tls_no_verify"))),
-        use_system_trust_store=True,
-        enable_arrow=getattr(client_module, "pyarrow", None) is not None,
-        enable_direct_results=True,
-        enable_sea_hybrid_results=bool(_opt_bool(kwargs.get("use_hybrid_disposition"))),
-        http_connection_pool_size=_opt_int(kwargs.get("_pool_maxsize")),
-        rows_fetched_per_block=_opt_int(getattr(client_module, "DEFAULT_ARRAY_SIZE", None)),
-        async_poll_interval_millis=2000,
-        support_many_parameters=True,
-        enable_complex_datatype_support=True if complex_types is None else complex_types,
-    )
-
-
-def _short_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= 256 else None
-
-
 def _header_source(
     provider: Any, user_agent: str, extra: Mapping[str, str]
 ) -> Callable[[], dict[str, str]]:
@@ -329,23 +118,6 @@ def _header_source(
         return out
 
     return headers
-
-
-class _LegacySession:
-    """What connector releases before 4.1 keep on the connection instead of a ``session``."""
-
-    def __init__(self, conn: Any) -> None:
-        backend = getattr(conn, "thrift_backend", None)
-        self.host = getattr(conn, "host", None)
-        self.port = getattr(conn, "port", None)
-        self.auth_provider = getattr(backend, "_auth_provider", None)
-        self.ssl_options = getattr(conn, "_ssl_options", None)
-        self.http_path = getattr(conn, "http_path", None)
-
-
-def _session_of(conn: Any) -> Any:
-    session = getattr(conn, "session", None)
-    return session if session is not None else _LegacySession(conn)
 
 
 class ConnectionHandle:
@@ -487,39 +259,35 @@ class DatabricksTelemetrySink:
 
     # -- connections --------------------------------------------------------------------------
     def register_connection(
-        self, conn: Any, connect_kwargs: Mapping[str, Any], options: OptionsLike = None
+        self,
+        conn: Any,
+        connect_kwargs: Mapping[str, Any],
+        options: OptionsLike = None,
+        facts: DriverFacts | None = None,
     ) -> ConnectionHandle:
         """Register an open ``databricks.sql.client.Connection``; never touches the network.
 
-        ``connect_kwargs`` are the caller's original kwargs (before ``native_telemetry_kwargs``).
+        ``connect_kwargs`` are the caller's original kwargs (before ``native_telemetry_kwargs``);
+        ``facts`` the connection's facts when the caller read them already (the spans have).
         """
-        session = _session_of(conn)
         kwargs = dict(connect_kwargs)
-        endpoint = _endpoint_of(conn, session, kwargs)
-        key = host_key(endpoint)
-        proxy = _proxy_of(conn)
-        driver_agent = str(getattr(session, "useragent_header", "") or "")
-        if not driver_agent:
-            driver_agent = f"PyDatabricksSqlConnector/{_driver_version()}"
-        user_agent = f"{driver_agent} {USER_AGENT_PRODUCT}"
-        spog: Mapping[str, str] = {}
-        get_spog = getattr(session, "get_spog_headers", None)
-        if callable(get_spog):
-            try:
-                spog = dict(get_spog())
-            except Exception:
-                spog = {}
-        provider = getattr(session, "auth_provider", None)
-        driver_version = _driver_version()
+        if facts is None:
+            facts = read_facts(conn, kwargs)
+        if facts.session_id is None:
+            raise ValueError("connection without a session id")
+        session_id = facts.session_id
+        endpoint = facts.workspace
+        key = endpoint.key
+        user_agent = f"{facts.user_agent} {USER_AGENT_PRODUCT}"
+        driver_version = facts.driver_version
         context = ConnectionContext(
             driver_version=driver_version,
             user_agent=user_agent,
-            params=_connection_params(conn, session, kwargs, endpoint, proxy),
-            client_app_name=_app_name(kwargs),
+            params=facts.params,
+            client_app_name=facts.client_app_name,
         )
         decision = decide_connection(kwargs, options)
-        session_id = str(conn.get_session_id_hex())
-        headers = _header_source(provider, user_agent, spog)
+        headers = _header_source(facts.auth_provider, user_agent, facts.spog_headers)
         with self._lock:
             self._next_token += 1
             handle = ConnectionHandle(session_id, key, decision, context, self._next_token)
@@ -529,7 +297,7 @@ class DatabricksTelemetrySink:
                 return handle
             client = self._clients.get(key)
             if client is None or not client.try_acquire(handle.token, headers):
-                client = self._new_client(key, endpoint, _tls_of(session, kwargs), proxy)
+                client = self._new_client(key, endpoint, facts.tls, facts.proxy)
                 client.try_acquire(handle.token, headers)
                 self._clients[key] = client
                 client.start()
@@ -599,8 +367,8 @@ class DatabricksTelemetrySink:
             handle = self._sessions.get(sid) or self._closed_sessions.get(sid)
             if handle is not None:
                 return handle
-        endpoint = Endpoint.from_server_hostname(record.host, record.port)
-        return self._latest_by_host.get(host_key(endpoint))
+        key = Endpoint.from_server_hostname(record.host, record.port).key
+        return self._latest_by_host.get(key)
 
     def export(self, records: Sequence[TelemetryRecord]) -> None:
         """Serialize and queue one batch; returns at once (the POST happens on a worker)."""

@@ -10,7 +10,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
-from opentelemetry_instrumentation_dbsql.endpoint import Endpoint, endpoint_of
+from opentelemetry_instrumentation_dbsql.driver_facts import connect_endpoint, read_facts
+from opentelemetry_instrumentation_dbsql.endpoint import Endpoint
 from opentelemetry_instrumentation_dbsql.hooks.lifecycle import (
     SUPPRESS_HTTP_KEY,
     connection_state,
@@ -43,32 +44,7 @@ def _metric_attributes(endpoint: Endpoint) -> dict[str, AttributeValue]:
     return _base_attributes(endpoint)
 
 
-def _auth_mechanism(connection: Any) -> str | None:
-    try:
-        provider = connection.session.auth_provider
-    except Exception:
-        return None
-    name = type(provider).__name__
-    if name == "TokenFederationProvider":
-        name = type(getattr(provider, "external_provider", provider)).__name__
-    if name == "AccessTokenAuthProvider":
-        return "PAT"
-    if "OAuth" in name:
-        return "OAUTH"
-    return "OTHER"
-
-
-def _session_id(connection: Any) -> str | None:
-    try:
-        value = connection.get_session_id_hex()
-    except Exception:
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _make_state(
-    connection: Any, runtime: Runtime, endpoint: Endpoint, session_id: str | None
-) -> ConnectionState:
+def _make_state(runtime: Runtime, endpoint: Endpoint, session_id: str | None) -> ConnectionState:
     metric_attributes = _metric_attributes(endpoint)
     return ConnectionState(
         runtime=runtime,
@@ -80,36 +56,16 @@ def _make_state(
     )
 
 
-def _endpoint_of_open(connection: Any) -> Endpoint:
-    # Releases before 4.1 keep host and port on the connection itself.
-    session = getattr(connection, "session", connection)
-    kwargs: dict[str, Any] = {
-        "catalog": getattr(session, "catalog", None),
-        "schema": getattr(session, "schema", None),
-        "use_sea": getattr(session, "use_sea", False),
-        "_port": getattr(session, "port", None),
-    }
-    http_path = getattr(session, "http_path", None) or getattr(connection, "http_path", "")
-    return endpoint_of(str(session.host), str(http_path or ""), kwargs)
-
-
 def adopt_connection(connection: Any, runtime: Runtime) -> ConnectionState | None:
     """Instrument a connection that was opened before the instrumentation started."""
     try:
-        state = _make_state(
-            connection, runtime, _endpoint_of_open(connection), _session_id(connection)
-        )
+        facts = read_facts(connection, {})
+        state = _make_state(runtime, facts.endpoint, facts.session_id)
         setattr(connection, CONNECTION_STATE_ATTR, state)
         return state
     except Exception as exc:
         log_failure_once("adopt-connection", exc)
         return None
-
-
-def _connect_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, str]:
-    server_hostname = args[0] if args else kwargs.get("server_hostname", "")
-    http_path = args[1] if len(args) > 1 else kwargs.get("http_path", "")
-    return str(server_hostname), str(http_path)
 
 
 def connection_init(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
@@ -118,8 +74,7 @@ def connection_init(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwar
     if runtime is None or not is_instrumentation_enabled():
         return wrapped(*args, **kwargs)
     try:
-        server_hostname, http_path = _connect_arguments(args, kwargs)
-        endpoint = endpoint_of(server_hostname, http_path, kwargs)
+        endpoint = connect_endpoint(args, kwargs)
         exporter = runtime.exporter
         call_kwargs = kwargs
         if exporter is not None:
@@ -166,14 +121,17 @@ def _connect_ok(
 ) -> None:
     try:
         end_ns = time.time_ns()
-        session_id = _session_id(connection)
-        state = _make_state(connection, runtime, endpoint, session_id)
-        recorder.set(attr.SESSION_ID, session_id)
-        recorder.set(attr.AUTH_MECH, _auth_mechanism(connection))
+        # Read once: the span and the Databricks records take the same facts.
+        facts = read_facts(connection, connect_kwargs, endpoint)
+        state = _make_state(runtime, facts.endpoint, facts.session_id)
+        recorder.set(attr.SESSION_ID, facts.session_id)
+        recorder.set(attr.AUTH_MECH, facts.auth_mechanism)
+        # The session's backend: the connector may open another one than the arguments asked.
+        recorder.set(attr.BACKEND, facts.endpoint.backend)
         if runtime.exporter is not None:
             try:
                 handle = runtime.exporter.register_connection(
-                    connection, connect_kwargs, runtime.options
+                    connection, connect_kwargs, runtime.options, facts=facts
                 )
                 state.export_handle = handle
                 if _export_possible(handle):
