@@ -3,27 +3,96 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+PIP := -m pip install -q --disable-pip-version-check
 
+# `make test` runs a version matrix of four legs, one after the other:
+#
+#   main              PYTHON, newest releases: lint, mypy, the whole suite.
+#   oldest            Python 3.10, the oldest OpenTelemetry, wrapt and DuckDB (1.x) releases
+#                     pyproject.toml admits, newest connector: the whole suite but LOAD_TEST.
+#   oldest-connector  as oldest, with connector 4.0.0: the instrumentation suite but LOAD_TEST
+#                     (and the warehouse's DML counts). Connector 4.0.0 predates parts of the
+#                     driver that other suites drive directly (databricks.sql.backend,
+#                     Connection.session, cursor.rowcount, native telemetry, the SEA backend,
+#                     per-statement query tags).
+#   newest            the newest Python found, newest releases: the whole suite but LOAD_TEST.
+#
+# Each extra leg installs itself into its own virtualenv (refreshed when pyproject.toml or this
+# file changes) and is skipped, with a message, when its interpreter is not found: pyenv's
+# build of that version, else pythonX.Y on PATH (OLDEST_PYTHON=... / NEWEST_PYTHON=... name
+# one instead).
+OLDEST_VERSION := 3.10
+NEWEST_VERSIONS := 3.14 3.13 3.12
+# The floors of pyproject.toml: OpenTelemetry (with the contrib packages the tests use),
+# wrapt, and the DuckDB of the warehouse extra.
+FLOORS := "opentelemetry-api==1.32.0" "opentelemetry-sdk==1.32.0" \
+	"opentelemetry-exporter-otlp==1.32.0" "opentelemetry-proto==1.32.0" \
+	"opentelemetry-instrumentation==0.53b0" "opentelemetry-semantic-conventions==0.53b0" \
+	"opentelemetry-instrumentation-dbapi==0.53b0" "opentelemetry-distro==0.53b0" \
+	"opentelemetry-instrumentation-sqlalchemy==0.53b0" "wrapt~=1.14.0" "duckdb~=1.1.0"
 OLDEST_VENV := .venv-oldest
-OLDEST_PY := $(OLDEST_VENV)/bin/python
-OLDEST_STAMP := $(OLDEST_VENV)/.installed-stamp
-# The oldest connector release the package claims to support (package.py); it needs numpy < 2,
-# hence a pyarrow that still builds against it.
-OLDEST_PINS := "databricks-sql-connector[pyarrow]==4.0.0" "pyarrow<17"
+OLDEST_INSTALL := --upgrade -e ".[instruments,warehouse,test]" $(FLOORS)
+# Connector 4.0.0 needs numpy < 2, hence a pyarrow that still builds against it.
+OLDEST_CONNECTOR_VENV := .venv-oldest-connector
+OLDEST_CONNECTOR_INSTALL := -e ".[warehouse,test]" $(FLOORS) \
+	"databricks-sql-connector[pyarrow]==4.0.0" "pyarrow<17"
+NEWEST_VENV := .venv-newest
+NEWEST_INSTALL := --upgrade --upgrade-strategy eager -e ".[instruments,warehouse,test]"
+# 16 threads x 1000 statements: minutes of CPU and no version-specific path; main runs it.
+LOAD_TEST := tests/instrumentation/test_aggregation_e2e.py::test_sixteen_threads_thousand_statements_each
+OLDEST_TESTS := --deselect $(LOAD_TEST)
+OLDEST_CONNECTOR_TESTS := tests/instrumentation tests/warehouse/test_warehouse_duckdb_versions.py \
+	--deselect $(LOAD_TEST) \
+	--deselect tests/instrumentation/test_databricks_native_parity.py::test_export_reports_what_native_telemetry_reports
+NEWEST_TESTS := --deselect $(LOAD_TEST)
 
-.PHONY: demo test lint typecheck pytest pytest-oldest bench clean
+# The first interpreter among the X.Y versions given that runs and reports that version.
+find_python = $(shell for v in $(1); do \
+	for p in "$$(pyenv root 2>/dev/null)"/versions/$$v.*/bin/python$$v python$$v; do \
+	"$$p" -c "import sys; sys.exit('%d.%d' % sys.version_info[:2] != '$$v')" \
+	>/dev/null 2>&1 && { command -v "$$p"; exit 0; }; done; done)
+# Looked for once, on first use (`make demo` never looks).
+OLDEST_PYTHON = $(eval OLDEST_PYTHON := $(call find_python,$(OLDEST_VERSION)))$(OLDEST_PYTHON)
+NEWEST_PYTHON = $(eval NEWEST_PYTHON := $(call find_python,$(NEWEST_VERSIONS)))$(NEWEST_PYTHON)
+version_of = $(shell $(1) -c "import sys; print('%d.%d' % sys.version_info[:2])")
+
+# $(call leg_venv,VENV,INTERPRETER,PIP ARGUMENTS): (re)create VENV unless it already runs the
+# interpreter's version, install, stamp.
+define leg_venv
+	[ "$$($(1)/bin/python -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" = \
+	"$$($(2) -c 'import sys; print(sys.version_info[:2])')" ] || \
+	{ rm -rf $(1) && $(2) -m venv $(1); }
+	$(1)/bin/python $(PIP) --upgrade pip
+	$(1)/bin/python $(PIP) $(3)
+	touch $(1)/.installed-stamp
+endef
+
+# $(call leg_run,LEG,VENV,PYTEST ARGUMENTS): name the releases the leg runs on, then pytest.
+define leg_run
+	@$(2)/bin/python -c "import sys, importlib.metadata as m; print('make test: leg $(1):', \
+	'Python %d.%d.%d,' % sys.version_info[:3], ', '.join(d + ' ' + m.version(d) for d in ( \
+	'opentelemetry-sdk', 'opentelemetry-instrumentation', 'databricks-sql-connector', \
+	'duckdb', 'wrapt')))"
+	$(2)/bin/python -m pytest -q -p no:cacheprovider $(3)
+endef
+
+.PHONY: demo test lint typecheck pytest pytest-oldest pytest-oldest-connector pytest-newest \
+	leg-oldest leg-oldest-connector leg-newest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[instruments,warehouse,test]"
+	$(PY) $(PIP) --upgrade pip
+	$(PY) $(PIP) -e ".[instruments,warehouse,test]"
 	touch $(STAMP)
 
-$(OLDEST_STAMP): pyproject.toml
-	test -x $(OLDEST_PY) || $(PYTHON) -m venv $(OLDEST_VENV)
-	$(OLDEST_PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(OLDEST_PY) -m pip install -q --disable-pip-version-check -e ".[warehouse,test]" $(OLDEST_PINS)
-	touch $(OLDEST_STAMP)
+$(OLDEST_VENV)/.installed-stamp: pyproject.toml Makefile
+	$(call leg_venv,$(OLDEST_VENV),$(OLDEST_PYTHON),$(OLDEST_INSTALL))
+
+$(OLDEST_CONNECTOR_VENV)/.installed-stamp: pyproject.toml Makefile
+	$(call leg_venv,$(OLDEST_CONNECTOR_VENV),$(OLDEST_PYTHON),$(OLDEST_CONNECTOR_INSTALL))
+
+$(NEWEST_VENV)/.installed-stamp: pyproject.toml Makefile
+	$(call leg_venv,$(NEWEST_VENV),$(NEWEST_PYTHON),$(NEWEST_INSTALL))
 
 demo: $(STAMP)
 	$(PY) demo/run.py
@@ -38,11 +107,35 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-# The instrumentation suite again, against the oldest supported connector release.
-pytest-oldest: $(OLDEST_STAMP)
-	$(OLDEST_PY) -m pytest -q -p no:cacheprovider tests/instrumentation
+NO_OLDEST = echo "make test: skipped leg $(1): no Python $(OLDEST_VERSION) found (pyenv root, \
+	PATH); OLDEST_PYTHON=... names one"
 
-test: lint typecheck pytest pytest-oldest
+pytest-oldest:
+	@$(if $(OLDEST_PYTHON),$(MAKE) --no-print-directory leg-oldest \
+		OLDEST_PYTHON="$(OLDEST_PYTHON)",$(call NO_OLDEST,oldest))
+
+pytest-oldest-connector:
+	@$(if $(OLDEST_PYTHON),$(MAKE) --no-print-directory leg-oldest-connector \
+		OLDEST_PYTHON="$(OLDEST_PYTHON)",$(call NO_OLDEST,oldest-connector))
+
+pytest-newest:
+	@$(if $(NEWEST_PYTHON),$(if $(filter $(call version_of,$(PYTHON)),\
+	$(call version_of,$(NEWEST_PYTHON))),echo "make test: skipped leg newest: the newest \
+	Python found ($(NEWEST_PYTHON)) is the main leg's",$(MAKE) --no-print-directory leg-newest \
+	NEWEST_PYTHON="$(NEWEST_PYTHON)"),echo "make test: skipped leg newest: no Python \
+	$(NEWEST_VERSIONS) found (pyenv root, PATH); NEWEST_PYTHON=... names one")
+
+leg-oldest: $(OLDEST_VENV)/.installed-stamp
+	$(call leg_run,oldest,$(OLDEST_VENV),$(OLDEST_TESTS))
+
+leg-oldest-connector: $(OLDEST_CONNECTOR_VENV)/.installed-stamp
+	$(call leg_run,oldest-connector,$(OLDEST_CONNECTOR_VENV),$(OLDEST_CONNECTOR_TESTS))
+
+leg-newest: $(NEWEST_VENV)/.installed-stamp
+	$(call leg_run,newest,$(NEWEST_VENV),$(NEWEST_TESTS))
+
+test: lint typecheck pytest pytest-oldest pytest-oldest-connector pytest-newest
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) $(OLDEST_CONNECTOR_VENV) $(NEWEST_VENV) .mypy_cache \
+		.pytest_cache .ruff_cache
