@@ -5,7 +5,9 @@ connection facts from one ``DriverFacts``, so they cannot name a different host,
 auth mechanism for the same connection. Connector releases keep these facts in different
 places (before 4.1 on the connection itself, without a ``session``); only this module knows.
 
-Nothing here imports the driver: its classes are recognised by name.
+Nothing here imports the driver: its classes are recognised by name. Nor anything from
+``export/``: these are plain facts, and the exporter builds its wire format from them
+(``export/connection_params.py``), so instrumenting never loads the exporter or its HTTP stack.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry_instrumentation_dbsql.endpoint import (
     Endpoint,
@@ -23,13 +24,49 @@ from opentelemetry_instrumentation_dbsql.endpoint import (
     is_plain_address,
     split_host,
 )
-from opentelemetry_instrumentation_dbsql.export.http_transport import ProxySettings, TlsSettings
-from opentelemetry_instrumentation_dbsql.export.wire_format import (
-    DriverConnectionParams,
-    HostInfo,
-    mode_for_backend,
-)
 from opentelemetry_instrumentation_dbsql.options import parse_tristate
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """The connection's TLS options (``_tls_no_verify``, ``_tls_trusted_ca_file``, ...)."""
+
+    verify: bool = True
+    verify_hostname: bool = True
+    ca_file: str | None = None
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
+    client_key_password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """The proxy the connection's HTTP client uses, with its authentication headers."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedParameters:
+    """Connection settings as the connector reports them in its own telemetry.
+
+    Values are the ones it reports, not necessarily the ones in effect (``socket_timeout_s``
+    is None for a fractional timeout, which the connector cannot report either).
+    """
+
+    # ``HostDetails``: ``server_hostname`` as given (or its host alone) and the session's port.
+    host_url: str
+    port: int
+    socket_timeout_s: int | None = None
+    azure_workspace_resource_id: str | None = None
+    azure_tenant_id: str | None = None
+    tls_no_verify: bool = False
+    hybrid_disposition: bool = False
+    pool_maxsize: int | None = None
+    complex_types: bool = True  # Arrow-native complex types; the connector's default
+    arrow_available: bool = False
+    rows_per_block: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +86,8 @@ class DriverFacts:
     proxy: ProxySettings | None
     tls: TlsSettings
     client_app_name: str | None
-    # ``DriverConnectionParameters`` as the connector reports them, from the facts above.
-    params: DriverConnectionParams
+    # The rest of what the connector reports; backend, http path, auth and proxy are above.
+    reported: ReportedParameters
     auth_provider: Any = field(default=None, repr=False, compare=False)
 
 
@@ -86,14 +123,7 @@ def read_facts(
     proxy = _proxy_of(conn)
     version = _driver_version()
     user_agent = str(getattr(session, "useragent_header", "") or "")
-    params = _connection_params(
-        connect_kwargs,
-        endpoint,
-        host_info=_host_info(given, raw_port, workspace),
-        mechanism=mechanism,
-        flow=flow,
-        proxy=proxy,
-    )
+    reported = _reported_parameters(connect_kwargs, _host_info(given, raw_port, workspace))
     return DriverFacts(
         session_id=_session_id(conn),
         endpoint=endpoint,
@@ -106,7 +136,7 @@ def read_facts(
         proxy=proxy,
         tls=_tls_of(session, connect_kwargs),
         client_app_name=_app_name(connect_kwargs),
-        params=params,
+        reported=reported,
         auth_provider=provider,
     )
 
@@ -289,7 +319,7 @@ def _port_number(value: Any) -> int | None:
     return value
 
 
-def _host_info(given: Any, raw_port: Any, workspace: Endpoint) -> HostInfo:
+def _host_info(given: Any, raw_port: Any, workspace: Endpoint) -> tuple[str, int]:
     """``HostDetails`` as the connector reports them: ``server_hostname`` as the application
     passed it, and the session's port (the ``_port`` kwarg, 443 by default). Anything beyond
     a scheme, host, port and trailing slash is not sent: then the host name alone."""
@@ -297,7 +327,7 @@ def _host_info(given: Any, raw_port: Any, workspace: Endpoint) -> HostInfo:
     port = _port_number(raw_port)
     if port is None:
         port = split_host(str(given))[1] or _opt_int(raw_port) or 443
-    return HostInfo(host, port)
+    return host, port
 
 
 def _whole_seconds(value: Any) -> int | None:
@@ -319,52 +349,22 @@ def _app_name(kwargs: Mapping[str, Any]) -> str | None:
     return name if name is not None and name.isprintable() else None
 
 
-def _proxy_host(proxy: ProxySettings | None) -> HostInfo | None:
-    if proxy is None:
-        return None
-    parts = urlsplit(proxy.url)
-    if not parts.hostname:
-        return None
-    try:
-        port = parts.port or 8080
-    except ValueError:
-        port = 8080
-    return HostInfo(parts.hostname, port)
-
-
-def _connection_params(
-    kwargs: Mapping[str, Any],
-    endpoint: Endpoint,
-    *,
-    host_info: HostInfo,
-    mechanism: str | None,
-    flow: str | None,
-    proxy: ProxySettings | None,
-) -> DriverConnectionParams:
+def _reported_parameters(
+    kwargs: Mapping[str, Any], host_info: tuple[str, int]
+) -> ReportedParameters:
     client_module = sys.modules.get("databricks.sql.client")
     complex_types = _opt_bool(kwargs.get("_use_arrow_native_complex_types"))
-    return DriverConnectionParams(
-        http_path=endpoint.http_path,
-        mode=mode_for_backend(endpoint.backend) or "THRIFT",
-        host_info=host_info,
-        auth_mech=mechanism,
-        auth_flow=flow,
-        # Seconds, as the connector sends it (the model's comment says milliseconds).
-        socket_timeout=_whole_seconds(kwargs.get("_socket_timeout")),
+    return ReportedParameters(
+        host_url=host_info[0],
+        port=host_info[1],
+        socket_timeout_s=_whole_seconds(kwargs.get("_socket_timeout")),
         azure_workspace_resource_id=_short_str(kwargs.get("azure_workspace_resource_id")),
         azure_tenant_id=_short_str(kwargs.get("azure_tenant_id")),
-        use_proxy=proxy is not None,
-        use_system_proxy=proxy is not None,
-        proxy_host_info=_proxy_host(proxy),
-        use_cf_proxy=False,
-        allow_self_signed_support=bool(_opt_bool(kwargs.get("_tls_no_verify"))),
-        use_system_trust_store=True,
-        enable_arrow=getattr(client_module, "pyarrow", None) is not None,
-        enable_direct_results=True,
-        enable_sea_hybrid_results=bool(_opt_bool(kwargs.get("use_hybrid_disposition"))),
-        http_connection_pool_size=_opt_int(kwargs.get("_pool_maxsize")),
-        rows_fetched_per_block=_opt_int(getattr(client_module, "DEFAULT_ARRAY_SIZE", None)),
-        async_poll_interval_millis=2000,
-        support_many_parameters=True,
-        enable_complex_datatype_support=True if complex_types is None else complex_types,
+        tls_no_verify=bool(_opt_bool(kwargs.get("_tls_no_verify"))),
+        hybrid_disposition=bool(_opt_bool(kwargs.get("use_hybrid_disposition"))),
+        pool_maxsize=_opt_int(kwargs.get("_pool_maxsize")),
+        complex_types=True if complex_types is None else complex_types,
+        # The connector imports pyarrow optionally; what it found is what it reports.
+        arrow_available=getattr(client_module, "pyarrow", None) is not None,
+        rows_per_block=_opt_int(getattr(client_module, "DEFAULT_ARRAY_SIZE", None)),
     )

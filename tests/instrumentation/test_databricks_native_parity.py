@@ -19,6 +19,7 @@ import pytest
 
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor, driver_facts
 from opentelemetry_instrumentation_dbsql.export import wire_format
+from opentelemetry_instrumentation_dbsql.export.connection_params import connection_params
 from opentelemetry_instrumentation_dbsql.export.wire_format import USER_AGENT_PRODUCT
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 from tests.export.helpers import wait_for
@@ -198,7 +199,8 @@ def test_host_info_is_the_connectors(
     # As databricks.sql.session.Session sets them; the connector reports
     # HostDetails(host_url=server_hostname, port=session.port).
     session = SimpleNamespace(host=server_hostname, port=kwargs.get("_port", 443))
-    host_info = driver_facts.read_facts(SimpleNamespace(session=session), kwargs).params.host_info
+    facts = driver_facts.read_facts(SimpleNamespace(session=session), kwargs)
+    host_info = connection_params(facts).host_info
     assert (host_info.host_url, host_info.port) == expected
 
 

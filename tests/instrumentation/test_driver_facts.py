@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
 from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql.driver_facts import read_facts
+from opentelemetry_instrumentation_dbsql.export.connection_params import connection_params
 from opentelemetry_instrumentation_dbsql.export.wire_format import mode_for_backend
 from opentelemetry_instrumentation_dbsql.statement import CONNECTION_STATE_ATTR
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
@@ -177,7 +178,8 @@ def test_no_auth_provider_is_no_mechanism() -> None:
     )
     facts = read_facts(SimpleNamespace(session=session), {})
     assert facts.auth_mechanism is None
-    assert facts.params.auth_mech is None
+    params = connection_params(facts)
+    assert params.auth_mech is None
     assert facts.auth_flow is None
     assert facts.endpoint.backend == "sea"
-    assert facts.params.mode == "SEA"
+    assert params.mode == "SEA"

@@ -17,43 +17,23 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
+from opentelemetry_instrumentation_dbsql.driver_facts import ProxySettings, TlsSettings
 from opentelemetry_instrumentation_dbsql.endpoint import Endpoint
 
 
-@dataclass(frozen=True, slots=True)
-class TlsSettings:
-    """The connection's TLS options (``_tls_no_verify``, ``_tls_trusted_ca_file``, ...)."""
-
-    verify: bool = True
-    verify_hostname: bool = True
-    ca_file: str | None = None
-    client_cert_file: str | None = None
-    client_key_file: str | None = None
-    client_key_password: str | None = None
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """Build the context (slow: loads the trust store; call off the application thread)."""
-        ctx = ssl.create_default_context()
-        if not self.verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        elif not self.verify_hostname:
-            ctx.check_hostname = False
-        if self.ca_file:
-            ctx.load_verify_locations(self.ca_file)
-        if self.client_cert_file:
-            ctx.load_cert_chain(
-                self.client_cert_file, self.client_key_file, self.client_key_password
-            )
-        return ctx
-
-
-@dataclass(frozen=True, slots=True)
-class ProxySettings:
-    """The proxy the connection's HTTP client uses, with its authentication headers."""
-
-    url: str
-    headers: tuple[tuple[str, str], ...] = ()
+def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The context for ``tls`` (slow: loads the trust store; call off the application thread)."""
+    ctx = ssl.create_default_context()
+    if not tls.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif not tls.verify_hostname:
+        ctx.check_hostname = False
+    if tls.ca_file:
+        ctx.load_verify_locations(tls.ca_file)
+    if tls.client_cert_file:
+        ctx.load_cert_chain(tls.client_cert_file, tls.client_key_file, tls.client_key_password)
+    return ctx
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +90,7 @@ class HttpTransport:
                     "block": False,
                 }
                 if self.endpoint.scheme == "https":
-                    kwargs["ssl_context"] = self.tls.ssl_context()
+                    kwargs["ssl_context"] = ssl_context(self.tls)
                 if self._uses_proxy():
                     assert self.proxy is not None
                     self._manager = urllib3.ProxyManager(

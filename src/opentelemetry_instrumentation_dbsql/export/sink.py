@@ -26,7 +26,12 @@ from opentelemetry.metrics import Meter
 
 from opentelemetry_instrumentation_dbsql.aggregation import at_exit
 from opentelemetry_instrumentation_dbsql.aggregation.records import TelemetryRecord
-from opentelemetry_instrumentation_dbsql.driver_facts import DriverFacts, read_facts
+from opentelemetry_instrumentation_dbsql.driver_facts import (
+    DriverFacts,
+    ProxySettings,
+    TlsSettings,
+    read_facts,
+)
 from opentelemetry_instrumentation_dbsql.endpoint import Endpoint
 from opentelemetry_instrumentation_dbsql.export.circuit_breaker import (
     DEFAULT_CONFIG,
@@ -34,6 +39,7 @@ from opentelemetry_instrumentation_dbsql.export.circuit_breaker import (
     CircuitBreakerRegistry,
     parse_retry_after,
 )
+from opentelemetry_instrumentation_dbsql.export.connection_params import connection_params
 from opentelemetry_instrumentation_dbsql.export.feature_flags import (
     DEFAULT_TTL_S,
     FeatureFlagCache,
@@ -41,11 +47,7 @@ from opentelemetry_instrumentation_dbsql.export.feature_flags import (
     FlagLease,
     FlagRequester,
 )
-from opentelemetry_instrumentation_dbsql.export.http_transport import (
-    HttpTransport,
-    ProxySettings,
-    TlsSettings,
-)
+from opentelemetry_instrumentation_dbsql.export.http_transport import HttpTransport
 from opentelemetry_instrumentation_dbsql.export.launcher import ThreadLauncher
 from opentelemetry_instrumentation_dbsql.export.opt_in import (
     KW_ENABLE,
@@ -283,7 +285,7 @@ class DatabricksTelemetrySink:
         context = ConnectionContext(
             driver_version=driver_version,
             user_agent=user_agent,
-            params=facts.params,
+            params=connection_params(facts),
             client_app_name=facts.client_app_name,
         )
         decision = decide_connection(kwargs, options)
