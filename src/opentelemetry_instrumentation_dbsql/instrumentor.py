@@ -9,6 +9,7 @@ from typing import Any
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from opentelemetry_instrumentation_dbsql.hooks.adoption import adopt_connection
 from opentelemetry_instrumentation_dbsql.hooks.patching import (
     InstalledHook,
     hook_points,
@@ -122,8 +123,6 @@ class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         ``instrument()`` too.
         """
         options = resolve_options(kwargs)
-        from opentelemetry_instrumentation_dbsql.hooks.connection import adopt_connection
-
         runtime = active_runtime()
         if runtime is None or kwargs:
             processor, exporter = (None, None)
@@ -148,8 +147,6 @@ class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if state is not None:
             state.enabled = False
         else:
-            from opentelemetry_instrumentation_dbsql.hooks.connection import adopt_connection
-
             runtime = active_runtime()
             if runtime is not None:
                 adopted = adopt_connection(connection, runtime)

@@ -80,7 +80,7 @@ if cfg["sdk"] == "after":  # the SDK's exit hook is registered last, so it runs 
     trace.set_tracer_provider(TracerProvider())
 
 import databricks.sql
-from opentelemetry_instrumentation_dbsql.hooks.lifecycle import statement_id_of
+from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 
 
 def work(tag):

@@ -17,7 +17,7 @@ from opentelemetry_instrumentation_dbsql.aggregation.records import (
     StatementRecord,
 )
 from opentelemetry_instrumentation_dbsql.aggregation.sinks import CollectingSink
-from opentelemetry_instrumentation_dbsql.hooks.lifecycle import statement_id_of
+from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 from tests.conftest import Telemetry
 
 DRIVER_VERSION = tuple(int(p) for p in databricks.sql.__version__.split(".")[:2])

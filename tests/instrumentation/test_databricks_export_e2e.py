@@ -9,7 +9,7 @@ import databricks.sql
 import pytest
 
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
-from opentelemetry_instrumentation_dbsql.hooks.lifecycle import statement_id_of
+from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 
 
 def _events_of(warehouse: Any, session_id: str) -> list[dict[str, Any]]:

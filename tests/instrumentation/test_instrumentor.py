@@ -15,7 +15,7 @@ from databricks.sql.client import Connection
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
-from opentelemetry_instrumentation_dbsql.hooks.lifecycle import statement_id_of
+from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 from opentelemetry_instrumentation_dbsql.options import OPTION_SPECS, resolve_options
 from tests.conftest import Telemetry, make_telemetry
 

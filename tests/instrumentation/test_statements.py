@@ -10,7 +10,7 @@ import pytest
 from databricks.sql.exc import DatabaseError, ServerOperationError
 from opentelemetry.trace import SpanKind, StatusCode
 
-from opentelemetry_instrumentation_dbsql.hooks.lifecycle import statement_id_of
+from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 from tests.aggregation.helpers import wait_until
 from tests.conftest import Telemetry
 

@@ -12,11 +12,13 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql.driver_facts import connect_endpoint, read_facts
 from opentelemetry_instrumentation_dbsql.endpoint import Endpoint
-from opentelemetry_instrumentation_dbsql.hooks.lifecycle import (
-    SUPPRESS_HTTP_KEY,
+from opentelemetry_instrumentation_dbsql.hooks.adoption import (
+    base_attributes,
     connection_state,
+    make_state,
     should_record,
 )
+from opentelemetry_instrumentation_dbsql.hooks.context import SUPPRESS_HTTP_KEY
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.runtime import Runtime, active_runtime
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
@@ -27,45 +29,6 @@ from opentelemetry_instrumentation_dbsql.statement import (
 )
 
 Wrapped = Callable[..., Any]
-
-
-def _base_attributes(endpoint: Endpoint) -> dict[str, AttributeValue]:
-    attributes: dict[str, AttributeValue] = {
-        attr.DB_SYSTEM_NAME: attr.DB_SYSTEM_VALUE,
-        attr.SERVER_ADDRESS: endpoint.address,
-        attr.SERVER_PORT: endpoint.port,
-    }
-    if endpoint.namespace:
-        attributes[attr.DB_NAMESPACE] = endpoint.namespace
-    return attributes
-
-
-def _metric_attributes(endpoint: Endpoint) -> dict[str, AttributeValue]:
-    return _base_attributes(endpoint)
-
-
-def _make_state(runtime: Runtime, endpoint: Endpoint, session_id: str | None) -> ConnectionState:
-    metric_attributes = _metric_attributes(endpoint)
-    return ConnectionState(
-        runtime=runtime,
-        endpoint=endpoint,
-        session_id=session_id,
-        base_attributes=_base_attributes(endpoint),
-        metric_attributes=metric_attributes,
-        metric_key=tuple(sorted(metric_attributes.items())),
-    )
-
-
-def adopt_connection(connection: Any, runtime: Runtime) -> ConnectionState | None:
-    """Instrument a connection that was opened before the instrumentation started."""
-    try:
-        facts = read_facts(connection, {})
-        state = _make_state(runtime, facts.endpoint, facts.session_id)
-        setattr(connection, CONNECTION_STATE_ATTR, state)
-        return state
-    except Exception as exc:
-        log_failure_once("adopt-connection", exc)
-        return None
 
 
 def connection_init(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
@@ -82,7 +45,7 @@ def connection_init(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwar
             if override:
                 call_kwargs = dict(kwargs)
                 call_kwargs.update(override)
-        attributes = _base_attributes(endpoint)
+        attributes = base_attributes(endpoint)
         attributes[attr.SPAN_ROLE] = attr.ROLE_CREATE_SESSION
         attributes[attr.DB_OPERATION_NAME] = "connect"
         attributes[attr.HTTP_PATH] = endpoint.http_path
@@ -123,7 +86,7 @@ def _connect_ok(
         end_ns = time.time_ns()
         # Read once: the span and the Databricks records take the same facts.
         facts = read_facts(connection, connect_kwargs, endpoint)
-        state = _make_state(runtime, facts.endpoint, facts.session_id)
+        state = make_state(runtime, facts.endpoint, facts.session_id)
         recorder.set(attr.SESSION_ID, facts.session_id)
         recorder.set(attr.AUTH_MECH, facts.auth_mechanism)
         # The session's backend: the connector may open another one than the arguments asked.
@@ -171,7 +134,7 @@ def _connect_failed(
     try:
         info = recorder.record_error(exc)
         recorder.end()
-        attributes = _metric_attributes(endpoint)
+        attributes = base_attributes(endpoint)
         attributes[attr.ERROR_TYPE] = info.error_type
         runtime.instruments.connection_create_time.record(
             (time.time_ns() - recorder.start_ns) / 1e9, attributes

@@ -9,18 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql.hooks.adoption import connection_state, should_record
+from opentelemetry_instrumentation_dbsql.hooks.context import enter_context, exit_context
 from opentelemetry_instrumentation_dbsql.hooks.lifecycle import (
     begin_statement,
-    connection_state,
-    enter_context,
-    exit_context,
     finish_result,
     finish_statement_failed,
     finish_statement_ok,
-    query_tags_with_context,
-    should_record,
-    statement_id_of,
 )
+from opentelemetry_instrumentation_dbsql.hooks.query_tags import query_tags_with_context
+from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
 from opentelemetry_instrumentation_dbsql.statement import (

@@ -15,8 +15,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql.hooks.context import SUPPRESS_HTTP_KEY
 from opentelemetry_instrumentation_dbsql.hooks.cursor import finish_result_of
-from opentelemetry_instrumentation_dbsql.hooks.lifecycle import SUPPRESS_HTTP_KEY
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
 from opentelemetry_instrumentation_dbsql.statement import (

@@ -10,30 +10,29 @@ import time
 from collections.abc import Mapping, Sequence
 
 from opentelemetry import context as otel_context
-from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql import query_text
-from opentelemetry_instrumentation_dbsql import runtime as _runtime
-from opentelemetry_instrumentation_dbsql.ids import uuid_text
-from opentelemetry_instrumentation_dbsql.log_once import log_failure_once, log_hook_failure_once
-from opentelemetry_instrumentation_dbsql.runtime import active_runtime
+from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
+from opentelemetry_instrumentation_dbsql.hooks.statement_metrics import (
+    record_result_metrics,
+    record_statement_metrics,
+)
+from opentelemetry_instrumentation_dbsql.hooks.user_hooks import (
+    call_hook,
+    call_response_hook,
+    captured_parameters,
+)
+from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
 from opentelemetry_instrumentation_dbsql.statement import (
-    CONNECTION_STATE_ATTR,
     RESULT_TRACKER_ATTR,
     ConnectionState,
     StatementTracker,
-    current_statement,
 )
-from opentelemetry_instrumentation_dbsql.statement_info import StatementHook, StatementInfo
+from opentelemetry_instrumentation_dbsql.statement_info import StatementInfo
 from opentelemetry_instrumentation_dbsql.tags import current_tags
 
-# The key urllib3/requests instrumentations check (what suppress_http_instrumentation() sets).
-SUPPRESS_HTTP_KEY: str = getattr(
-    otel_context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", "suppress_http_instrumentation"
-)
 _PARAM_VALUE_LIMIT = 256
 
 # Queues that hold a whole inline result (4.x Thrift and SEA).
@@ -47,72 +46,6 @@ _FORMAT_BY_QUEUE = {
     "SeaCloudFetchQueue": "EXTERNAL_LINKS",
     "JsonQueue": "JSON_INLINE",
 }
-
-
-def connection_state(connection: object) -> ConnectionState | None:
-    """The instrumentation state of a driver connection, adopting one opened before
-    ``instrument()`` when the global instrumentation is on."""
-    if connection is None:
-        return None
-    try:
-        state = connection.__dict__.get(CONNECTION_STATE_ATTR)
-    except AttributeError:
-        return None
-    if state is None or (state.runtime.global_enabled and state.runtime is not _runtime._active):
-        # Not seen yet, or adopted by an earlier instrument() that has since been undone.
-        runtime = active_runtime()
-        if runtime is None:
-            return None
-        from opentelemetry_instrumentation_dbsql.hooks.connection import adopt_connection
-
-        state = adopt_connection(connection, runtime)
-        if state is None:
-            return None
-    if not state.enabled:
-        return None
-    return state
-
-
-def export_active(state: ConnectionState) -> bool:
-    """Whether Databricks telemetry may be exported for this connection."""
-    handle = state.export_handle
-    if handle is None:
-        return False
-    try:
-        return bool(getattr(handle, "may_export", True))
-    except Exception:
-        return False
-
-
-def should_record(state: ConnectionState | None) -> bool:
-    """Instrumentation on for this connection, somebody listening, and not suppressed."""
-    # Cheapest first: with nobody listening (no SDK, no export) this is the whole cost of an
-    # instrumented call.
-    if state is None or not state.runtime.wants(export_active(state)):
-        return False
-    return is_instrumentation_enabled()
-
-
-def enter_context(recorder: SpanRecorder, tracker: StatementTracker) -> tuple[object, object]:
-    """Make the span current (and HTTP spans suppressed) for the driver call."""
-    runtime = tracker.runtime
-    if not (runtime.tracing_live or runtime.metrics_live):
-        # No SDK: no span or HTTP telemetry of anyone's to parent or suppress.
-        return None, current_statement.set(tracker)
-    ctx = recorder.context()
-    if runtime.options.suppress_http_spans:
-        ctx = otel_context.set_value(SUPPRESS_HTTP_KEY, True, ctx)
-    return otel_context.attach(ctx), current_statement.set(tracker)
-
-
-def exit_context(tokens: tuple[object, object]) -> None:
-    """Undo ``enter_context``."""
-    try:
-        current_statement.reset(tokens[1])  # type: ignore[arg-type]
-        if tokens[0] is not None:
-            otel_context.detach(tokens[0])  # type: ignore[arg-type]
-    except Exception as exc:
-        log_failure_once("context-exit", exc)
 
 
 def _parameter_attributes(parameters: object) -> dict[str, AttributeValue]:
@@ -195,7 +128,7 @@ def begin_statement(
         state, recorder, operation_name, summary, target, excluded=excluded, method=method
     )
     if options.request_hook is not None:
-        _call_hook(
+        call_hook(
             "request_hook",
             options.request_hook,
             recorder,
@@ -203,46 +136,10 @@ def begin_statement(
                 method,
                 operation_name,
                 summary,
-                parameters=_captured(parameters) if options.capture_parameters else None,
+                parameters=captured_parameters(parameters) if options.capture_parameters else None,
             ),
         )
     return tracker
-
-
-def _captured(parameters: object) -> Mapping[str, object] | Sequence[object] | None:
-    if isinstance(parameters, Mapping | list | tuple):
-        return parameters
-    return None
-
-
-def _call_hook(name: str, hook: StatementHook, recorder: SpanRecorder, info: StatementInfo) -> None:
-    """A hook of the user's: called for recording spans only; its failure never escapes."""
-    span = recorder.span
-    if not span.is_recording():
-        return
-    try:
-        hook(span, info)
-    except Exception as exc:
-        log_hook_failure_once(name, exc)
-
-
-def call_response_hook(tracker: StatementTracker, error_type: str | None = None) -> None:
-    """Tell the user's ``response_hook`` that the statement completed (before its span ends)."""
-    hook = tracker.runtime.options.response_hook
-    if hook is None:
-        return
-    _call_hook(
-        "response_hook",
-        hook,
-        tracker.statement_recorder,
-        StatementInfo(
-            tracker.method,
-            tracker.operation_name,
-            tracker.summary,
-            statement_id=tracker.statement_id,
-            error_type=error_type,
-        ),
-    )
 
 
 def _batch_name(name: str | None) -> str | None:
@@ -256,31 +153,6 @@ def _name_of(operation_name: str | None, state: ConnectionState) -> str:
     if operation_name:
         return f"{operation_name} {target}" if target else operation_name
     return target or attr.DB_SYSTEM_VALUE
-
-
-def statement_id_of(cursor: object) -> str | None:
-    """The statement id (``cursor.query_id``), also on releases without that property."""
-    guid = getattr(getattr(cursor, "active_command_id", None), "guid", None)
-    if type(guid) is bytes and len(guid) == 16:
-        # str(uuid.UUID(bytes=guid)), which the driver's query_id returns: 0.39 against 1.56 us
-        # (benchmarks/bench_shortcuts.py), once per statement.
-        return uuid_text(guid.hex())
-    if type(guid) is str and guid:  # SEA statement ids are strings already
-        return guid
-    try:
-        value = getattr(cursor, "query_id", None)
-    except Exception:
-        value = None
-    if isinstance(value, str):
-        return value
-    try:
-        handle = getattr(cursor, "active_op_handle", None)
-        guid = getattr(getattr(handle, "operationId", None), "guid", None)
-        if isinstance(guid, bytes) and len(guid) == 16:
-            return uuid_text(guid.hex())
-    except Exception as exc:
-        log_failure_once("statement-id", exc)
-    return None
 
 
 def describe_result(tracker: StatementTracker, result_set: object) -> None:
@@ -328,35 +200,6 @@ def _write_server_time(recorder: SpanRecorder, tracker: StatementTracker, end_ns
     recorder.set(attr.CLIENT_NETWORK_DURATION_MS, max(0, span_ms - server_ms))
 
 
-def _record_metrics(
-    tracker: StatementTracker, duration_s: float, error_type: str | None, context: Context
-) -> None:
-    """The statement's duration, polls and execute-phase retries (callers check
-    ``metrics_live`` first). ``context`` is the current one, for exemplars."""
-    instruments = tracker.runtime.instruments
-    attributes = tracker.metric_attributes
-    if error_type is not None:
-        attributes = dict(attributes)
-        attributes[attr.ERROR_TYPE] = error_type
-        sqlstate = tracker.statement_recorder.end_attributes.get(attr.DB_RESPONSE_STATUS_CODE)
-        if isinstance(sqlstate, str):
-            attributes[attr.DB_RESPONSE_STATUS_CODE] = sqlstate
-    instruments.deferred.record(instruments.operation_duration, duration_s, attributes, context)
-    if tracker.server_duration_ms is not None:
-        instruments.deferred.record(
-            instruments.server_duration, tracker.server_duration_ms / 1e3, attributes, context
-        )
-    connection = tracker.connection
-    if tracker.poll_count:
-        instruments.polls.add(
-            tracker.poll_count, connection.metric_key, connection.metric_attributes
-        )
-    if tracker.retries:
-        instruments.retries.add(
-            tracker.retries, connection.metric_key, connection.metric_attributes
-        )
-
-
 def delivered_rows(result_set: object) -> int | None:
     """The row count of a result that arrived whole with the execute response (nothing left on
     the server, no CloudFetch links), else None: consuming it will take more round trips."""
@@ -376,30 +219,6 @@ def delivered_rows(result_set: object) -> int | None:
     except Exception as exc:
         log_failure_once("delivered-rows", exc)
     return None
-
-
-def _record_result_metrics(
-    tracker: StatementTracker, rows: int | None, total_bytes: int, retries: int, context: Context
-) -> None:
-    """Returned rows, result chunks and bytes of a completed statement, and the retries of its
-    fetch phase (those of the execute phase were counted when it ended). Callers check
-    ``metrics_live`` first. ``context`` is the current one, for exemplars."""
-    instruments = tracker.runtime.instruments
-    if rows is not None:
-        instruments.deferred.record(
-            instruments.returned_rows, rows, tracker.metric_attributes, context
-        )
-    # Chunks as the connector means them: CloudFetch files, never inline result pages.
-    chunks = tracker.chunk_downloads
-    connection = tracker.connection
-    if chunks:
-        instruments.chunks.add(chunks, connection.metric_key, connection.metric_attributes)
-    if total_bytes:
-        instruments.result_bytes.add(
-            total_bytes, connection.metric_key, connection.metric_attributes
-        )
-    if retries:
-        instruments.retries.add(retries, connection.metric_key, connection.metric_attributes)
 
 
 def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
@@ -444,7 +263,9 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
         # One read of the current context serves both records of a statement.
         context = otel_context.get_current() if tracker.metrics_on else None
         if context is not None:
-            _record_metrics(tracker, (end_ns - recorder.start_ns) / 1e9, error_type, context)
+            record_statement_metrics(
+                tracker, (end_ns - recorder.start_ns) / 1e9, error_type, context
+            )
         if result_follows:
             try:
                 setattr(result_set, RESULT_TRACKER_ATTR, tracker)
@@ -453,7 +274,7 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
                 log_failure_once("result-attach", exc)
         tracker.result_done = True
         if context is not None:
-            _record_result_metrics(tracker, rows, tracker.result_bytes(), 0, context)
+            record_result_metrics(tracker, rows, tracker.result_bytes(), 0, context)
     except Exception as exc:
         log_failure_once("statement-finish", exc)
 
@@ -475,7 +296,7 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
         call_response_hook(tracker, info.error_type)
         recorder.end(end_ns)
         if tracker.metrics_on:
-            _record_metrics(
+            record_statement_metrics(
                 tracker,
                 (end_ns - recorder.start_ns) / 1e9,
                 info.error_type,
@@ -519,7 +340,7 @@ def finish_result(tracker: StatementTracker, result_set: object, reason: str) ->
         recorder.set(attr.RESULT_CLOSE_REASON, reason)
         recorder.end()
         if tracker.metrics_on:
-            _record_result_metrics(
+            record_result_metrics(
                 tracker,
                 rows if isinstance(rows, int) else None,
                 total_bytes,
@@ -528,28 +349,3 @@ def finish_result(tracker: StatementTracker, result_set: object, reason: str) ->
             )
     except Exception as exc:
         log_failure_once("result-finish", exc)
-
-
-def query_tags_with_context(
-    tracker: StatementTracker, existing: object
-) -> dict[str, str | None] | None:
-    """Query tags carrying the traceparent and the statement tags, or None to leave as is."""
-    try:
-        span_context = tracker.statement_recorder.span.get_span_context()
-        if not span_context.is_valid:
-            return None
-        merged: dict[str, str | None] = {}
-        if isinstance(existing, Mapping):
-            merged.update({str(k): (None if v is None else str(v)) for k, v in existing.items()})
-        tags = current_tags()
-        if tags:
-            for key, value in tags.items():
-                merged.setdefault(key, value)
-        flags = int(span_context.trace_flags)
-        merged["traceparent"] = (
-            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{flags:02x}"
-        )
-        return merged
-    except Exception as exc:
-        log_failure_once("query-tags", exc)
-        return None
