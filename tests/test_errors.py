@@ -698,6 +698,40 @@ def test_stdlib_exceptions(exc: BaseException, category: ErrorCategory, terminal
     assert (info.category, info.terminal) == (category, terminal)
 
 
+@pytest.mark.parametrize(
+    ("kind", "category", "terminal"),
+    [
+        (1, C.CONNECTION_ERROR, False),  # NOT_OPEN
+        (3, C.TIMEOUT, False),  # TIMED_OUT
+        (4, C.CONNECTION_ERROR, False),  # END_OF_FILE
+        (0, C.CONNECTION_ERROR, False),  # UNKNOWN: the class's default
+    ],
+)
+def test_thrift_transport_types(kind: int, category: ErrorCategory, terminal: bool) -> None:
+    from thrift.transport.TTransport import TTransportException
+
+    info = classify(TTransportException(type=kind, message="transport failed"))
+    assert (info.category, info.terminal) == (category, terminal)
+
+
+@pytest.mark.parametrize(
+    ("kind", "category", "terminal"),
+    [(1, C.NOT_SUPPORTED, True), (6, C.SERVER_ERROR, False)],  # UNKNOWN_METHOD, INTERNAL_ERROR
+)
+def test_thrift_application_types(kind: int, category: ErrorCategory, terminal: bool) -> None:
+    from thrift.Thrift import TApplicationException
+
+    info = classify(TApplicationException(type=kind, message="call failed"))
+    assert (info.category, info.terminal) == (category, terminal)
+
+
+def test_a_refined_class_rule_decides_before_message_codes() -> None:
+    # The errno decides like a class that needs nothing else; without one, the codes do.
+    timed_out = OSError(errno.ETIMEDOUT, "[TABLE_OR_VIEW_NOT_FOUND] SQLSTATE: 42P01")
+    assert classify(timed_out).category is C.TIMEOUT
+    assert classify(OSError("[TABLE_OR_VIEW_NOT_FOUND] SQLSTATE: 42P01")).category is C.NOT_FOUND
+
+
 def test_cause_and_context_are_followed() -> None:
     def wrapped() -> None:
         try:
@@ -848,6 +882,9 @@ def test_error_class_beats_its_sqlstate() -> None:
         ("SQLSTATE: 42p01", None),
         ("SQLSTATE: 42P011", None),
         ("no code here", None),
+        # The first key in the message wins, whatever its spelling.
+        ("sqlState=22012, then SQLSTATE: 42P01", "22012"),
+        ("SQL_STATE=08001 / sqlstate: 28000", "08001"),
     ],
 )
 def test_sqlstate_extraction(text: str, expected: str | None) -> None:
@@ -956,9 +993,11 @@ def test_error_info_is_frozen() -> None:
 
 
 def test_class_cache_is_bounded() -> None:
-    for index in range(errors._CLASS_CACHE_MAX + 50):
+    limit = errors._class_info.cache_info().maxsize
+    assert limit is not None
+    for index in range(limit + 50):
         classify(type(f"Dynamic{index}", (Exception,), {})("x"))
-    assert len(errors._CLASS_CACHE) <= errors._CLASS_CACHE_MAX
+    assert errors._class_info.cache_info().currsize <= limit
 
 
 def test_module_does_not_import_the_driver() -> None:
@@ -983,7 +1022,7 @@ def test_classes_are_inspected_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return qualified_name(cls)
 
     monkeypatch.setattr(errors, "_qualified_name", counting)
-    monkeypatch.setattr(errors, "_CLASS_CACHE", {})
+    errors._class_info.cache_clear()
     first = classify(exc)
     walked = len(named)
     assert walked > 0

@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = [
     "ErrorCategory",
@@ -112,22 +113,12 @@ _UNKNOWN: _Verdict = (_C.UNKNOWN, False)
 # How much of a message is searched for codes and patterns: the codes sit near the start, and a
 # Thrift errorMessage can carry a whole server stack trace.
 _SCAN_LIMIT = 8192
+_MESSAGE_SCAN_LIMIT = 1024  # for the free-text patterns, which are lower-cased first
 _MAX_LINKED = 8
 _MAX_TRACEBACK_FRAMES = 64
 
 
 # --------------------------------------------------------------------------- HTTP status
-
-
-def classify_http_status(status: int) -> tuple[ErrorCategory, bool]:
-    """Map an HTTP status to ``(category, terminal)``; statuses below 400 give ``unknown``."""
-    if not isinstance(status, int) or isinstance(status, bool) or status < 400 or status > 599:
-        return _UNKNOWN
-    verdict = _HTTP_EXACT.get(status)
-    if verdict is not None:
-        return verdict
-    return _INVALID if status < 500 else _SERVER
-
 
 _HTTP_EXACT: dict[int, _Verdict] = {
     400: _INVALID,
@@ -148,27 +139,21 @@ _HTTP_EXACT: dict[int, _Verdict] = {
     507: _RESOURCE,
 }
 
-# Statuses that only survive in message text: urllib3's ResponseError ("too many 503 error
-# responses"), the CloudFetch downloader ("HTTP 403: ...") and staging operations
-# ("... over HTTP was unsuccessful: 403-..."). Each pattern is tried right after a literal anchor
-# found with str.find, which is much faster than a regex search over a long message.
-_HTTP_ANCHORS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("HTTP ", re.compile(r"(\d{3})\b")),
-    ("too many ", re.compile(r"(\d{3}) error responses")),
-    ("unsuccessful: ", re.compile(r"(\d{3})-")),
+# Statuses that only survive in message text, tried in this order.
+_HTTP_IN_MESSAGE = (
+    re.compile(r"HTTP (\d{3})\b"),  # the CloudFetch downloader: "HTTP 403: ..."
+    re.compile(r"too many (\d{3}) error responses"),  # urllib3's ResponseError
+    re.compile(r"unsuccessful: (\d{3})-"),  # staging: "... over HTTP was unsuccessful: 403-..."
 )
+_HTTP_STATUS_ATTRS = ("http_status", "status_code", "status", "code")
+_HTTP_RESPONSE_ATTRS = ("status", "status_code")
 
 
-def _scan(text: str, anchors: tuple[tuple[str, re.Pattern[str]], ...]) -> str | None:
-    """The first group of a pattern matching right after one of its anchors in ``text``."""
-    for anchor, pattern in anchors:
-        start = text.find(anchor, 0, _SCAN_LIMIT)
-        while start >= 0:
-            match = pattern.match(text, start + len(anchor))
-            if match is not None:
-                return match.group(1)
-            start = text.find(anchor, start + 1, _SCAN_LIMIT)
-    return None
+def classify_http_status(status: int) -> tuple[ErrorCategory, bool]:
+    """Map an HTTP status to ``(category, terminal)``; statuses below 400 give ``unknown``."""
+    if not isinstance(status, int) or isinstance(status, bool) or status < 400 or status > 599:
+        return _UNKNOWN
+    return _HTTP_EXACT.get(status) or (_INVALID if status < 500 else _SERVER)
 
 
 def _as_status(value: object) -> int | None:
@@ -185,14 +170,25 @@ def _as_status(value: object) -> int | None:
     return status if 400 <= status <= 599 else None
 
 
+def _status_in(text: str) -> int | None:
+    if not text:
+        return None
+    for pattern in _HTTP_IN_MESSAGE:
+        match = pattern.search(text, 0, _SCAN_LIMIT)
+        if match is not None:
+            return _as_status(match.group(1))
+    return None
+
+
 # --------------------------------------------------------------------------- SQLSTATE
 
-# A run of spaces matches in one way only (``\s*[:=]?\s*`` tried every split of it between the
-# two ``\s*`` before failing: quadratic in the run's length).
-_SQLSTATE_AFTER_KEY = re.compile(r"[\"']?\s*(?:[:=]\s*)?[\"']?([0-9A-Z]{5})(?![0-9A-Za-z])")
-# The key is spelt SQLSTATE, SQLState, SqlState, sqlState, sqlstate, sql_state or SQL_STATE:
-# find the "TATE"/"tate" tail, then check what precedes it; two passes over the text, not seven.
-_SQLSTATE_KEY_HEADS = frozenset({"SQLS", "SqlS", "sqlS", "sqls", "ql_s", "QL_S"})
+_SQLSTATE_IN_TEXT = re.compile(
+    # The key: SQLSTATE, SQLState, SqlState, sqlState, sqlstate, sql_state, SQL_STATE, ...
+    r"(?:SQLS|SqlS|sqlS|sqls|ql_s|QL_S)(?:TATE|tate)"
+    # A run of spaces matches in one way only (``\s*[:=]?\s*`` tried every split of it between
+    # the two ``\s*`` before failing: quadratic in the run's length).
+    r"[\"']?\s*(?:[:=]\s*)?[\"']?([0-9A-Z]{5})(?![0-9A-Za-z])"
+)
 _SQLSTATE_VALID = re.compile(r"[0-9A-Z]{5}")
 _SQLSTATE_ATTRS = ("sql_state", "sqlstate", "sqlState")
 _SQLSTATE_CONTEXT_KEYS = ("sql-state", "sql_state", "sqlstate", "sqlState")
@@ -240,10 +236,7 @@ _SQLSTATE_CLASS: dict[str, _Verdict] = {
 
 
 def _sqlstate_verdict(sqlstate: str) -> _Verdict | None:
-    verdict = _SQLSTATE_EXACT.get(sqlstate)
-    if verdict is not None:
-        return verdict
-    return _SQLSTATE_CLASS.get(sqlstate[:2])
+    return _SQLSTATE_EXACT.get(sqlstate) or _SQLSTATE_CLASS.get(sqlstate[:2])
 
 
 def _as_sqlstate(value: object) -> str | None:
@@ -254,9 +247,16 @@ def _as_sqlstate(value: object) -> str | None:
     return None
 
 
+def _sqlstate_in(text: str) -> str | None:
+    """The value of the first SQLSTATE key in the head of ``text``."""
+    match = _SQLSTATE_IN_TEXT.search(text, 0, _SCAN_LIMIT)
+    return match.group(1) if match is not None else None
+
+
 # --------------------------------------------------------------------------- error classes
 
-_ERROR_CLASS_AFTER_BRACKET = re.compile(r"([A-Z][A-Z0-9_]{3,})(?:\.[A-Z0-9_]+)*\]")
+# A Databricks error class such as ``[UNRESOLVED_COLUMN.WITH_SUGGESTION]``: the main class decides.
+_ERROR_CLASS = re.compile(r"\[([A-Z][A-Z0-9_]{3,})(?:\.[A-Z0-9_]+)*\]")
 
 _ERROR_CLASS_EXACT: dict[str, _Verdict] = {
     "PERMISSION_DENIED": _PERMISSION,
@@ -287,34 +287,25 @@ _ERROR_CLASS_SUFFIX: tuple[tuple[str, _Verdict], ...] = (
 )
 
 
-_ERROR_CLASS_SEEN: dict[str, _Verdict | None] = {}
-
-
 def _error_class_verdict(name: str) -> _Verdict | None:
-    try:
-        return _ERROR_CLASS_SEEN[name]
-    except KeyError:
-        pass
     verdict = _ERROR_CLASS_EXACT.get(name)
-    if verdict is None:
-        verdict = next((v for prefix, v in _ERROR_CLASS_PREFIX if name.startswith(prefix)), None)
-    if verdict is None:
-        verdict = next((v for suffix, v in _ERROR_CLASS_SUFFIX if name.endswith(suffix)), None)
-    if len(_ERROR_CLASS_SEEN) >= 1024:
-        _ERROR_CLASS_SEEN.clear()
-    _ERROR_CLASS_SEEN[name] = verdict
-    return verdict
+    if verdict is not None:
+        return verdict
+    for prefix, verdict in _ERROR_CLASS_PREFIX:
+        if name.startswith(prefix):
+            return verdict
+    for suffix, verdict in _ERROR_CLASS_SUFFIX:
+        if name.endswith(suffix):
+            return verdict
+    return None
 
 
 def _error_class_in(text: str) -> _Verdict | None:
-    start = text.find("[", 0, _SCAN_LIMIT)
-    while start >= 0:
-        match = _ERROR_CLASS_AFTER_BRACKET.match(text, start + 1)
-        if match is not None:
-            verdict = _error_class_verdict(match.group(1))
-            if verdict is not None:
-                return verdict
-        start = text.find("[", start + 1, _SCAN_LIMIT)
+    """The verdict of the first error class in ``text`` that has one."""
+    for match in _ERROR_CLASS.finditer(text, 0, _SCAN_LIMIT):
+        verdict = _error_class_verdict(match.group(1))
+        if verdict is not None:
+            return verdict
     return None
 
 
@@ -337,111 +328,61 @@ _KERNEL_CODES: dict[str, _Verdict] = {
 
 # --------------------------------------------------------------------------- message patterns
 
-# Free-text fallbacks, in priority order, matched against the lower-cased head of a message.
-_MESSAGE_SCAN_LIMIT = 1024
-_MESSAGE_KEYWORDS: tuple[tuple[tuple[str, ...], _Verdict], ...] = (
-    (("too many requests", "rate limit", "rate-limit", "ratelimit", "throttl"), _RATE_LIMIT),
-    (
+# Free-text fallbacks in priority order: a verdict and the words, separated by "|", any of which
+# in the lower-cased head of a message gives it.
+_MESSAGE_WORDS: tuple[tuple[_Verdict, tuple[str, ...]], ...] = tuple(
+    (verdict, tuple(words.split("|")))
+    for verdict, words in (
+        (_RATE_LIMIT, "too many requests|rate limit|rate-limit|ratelimit|throttl"),
         (
-            "unauthorized",
-            "unauthorised",
-            "unauthenticated",
-            "invalid access token",
-            "invalid token",
-            "invalid bearer token",
-            "token expired",
-            "token has expired",
-            "authentication failed",
-            "authentication required",
-            "authentication error",
-            "invalid credentials",
+            _AUTH,
+            "unauthorized|unauthorised|unauthenticated|invalid access token|invalid token"
+            "|invalid bearer token|token expired|token has expired|authentication failed"
+            "|authentication required|authentication error|invalid credentials",
         ),
-        _AUTH,
-    ),
-    (
         (
-            "permission denied",
-            "access denied",
-            "forbidden",
-            "not authorized",
-            "not authorised",
-            "insufficient privilege",
-            "insufficient permission",
+            _PERMISSION,
+            "permission denied|access denied|forbidden|not authorized|not authorised"
+            "|insufficient privilege|insufficient permission",
         ),
-        _PERMISSION,
-    ),
-    (("timed out", "timeout", "time out", "deadline exceeded"), _TIMEOUT),
-    (
+        (_TIMEOUT, "timed out|timeout|time out|deadline exceeded"),
         (
-            "cancelled",
-            "canceled",
-            "cancelling",
-            "canceling",
-            "cancellation",
-            "interrupted",
-            "closed server side",
+            _CANCELLED,
+            "cancelled|canceled|cancelling|canceling|cancellation|interrupted|closed server side",
         ),
-        _CANCELLED,
-    ),
-    (
         (
-            "connection refused",
-            "connection reset",
-            "connection aborted",
-            "connection closed",
-            "connection error",
-            "connection failed",
-            "failed to establish a new connection",
-            "name or service not known",
-            "nodename nor servname",
-            "temporary failure in name resolution",
-            "no route to host",
-            "network is unreachable",
-            "broken pipe",
-            "remote end closed",
-            "eof occurred",
+            _CONNECTION,
+            "connection refused|connection reset|connection aborted|connection closed"
+            "|connection error|connection failed|failed to establish a new connection"
+            "|name or service not known|nodename nor servname"
+            "|temporary failure in name resolution|no route to host|network is unreachable"
+            "|broken pipe|remote end closed|eof occurred",
         ),
-        _CONNECTION,
-    ),
-    # Thrift INVALID_HANDLE_STATUS: the session or operation no longer exists on the server.
-    (
+        # Thrift INVALID_HANDLE_STATUS: the session or operation no longer exists on the server.
         (
-            "invalid sessionhandle",
-            "invalid session handle",
-            "invalid operationhandle",
-            "invalid operation handle",
+            _NOT_FOUND,
+            "invalid sessionhandle|invalid session handle|invalid operationhandle"
+            "|invalid operation handle",
         ),
-        _NOT_FOUND,
-    ),
-    (
         (
-            "not found",
-            "does not exist",
-            "cannot be found",
-            "no such table",
-            "no such file",
-            "no such schema",
+            _NOT_FOUND,
+            "not found|does not exist|cannot be found|no such table|no such file|no such schema",
         ),
-        _NOT_FOUND,
-    ),
-    (("syntax error", "parse error", "mismatched input", "parseexception"), _SYNTAX),
-    (("not supported", "unsupported", "not implemented"), _NOT_SUPPORTED),
-    (("out of memory", "quota exceeded", "resource exhausted", "no space left"), _RESOURCE),
-    (("internal error", "internal server error", "service unavailable", "bad gateway"), _SERVER),
+        (_SYNTAX, "syntax error|parse error|mismatched input|parseexception"),
+        (_NOT_SUPPORTED, "not supported|unsupported|not implemented"),
+        (_RESOURCE, "out of memory|quota exceeded|resource exhausted|no space left"),
+        (_SERVER, "internal error|internal server error|service unavailable|bad gateway"),
+    )
 )
 
 
 def _message_verdict(message: str) -> _Verdict | None:
     text = message[:_MESSAGE_SCAN_LIMIT].lower()
-    for keywords, verdict in _MESSAGE_KEYWORDS:
-        for keyword in keywords:
-            if keyword in text:
+    for verdict, words in _MESSAGE_WORDS:
+        for word in words:
+            if word in text:
                 return verdict
     return None
-
-
-_CLOUDFETCH_WORDS = ("CloudFetch", "cloudfetch", "Cloudfetch", "cloudFetch", "Cloud Fetch")
-_CLOUDFETCH_MODULE = "databricks.sql.cloudfetch"
 
 
 # --------------------------------------------------------------------------- class rules
@@ -454,14 +395,9 @@ _WEAK = 2  # a last resort, after message patterns
 class _Rule(NamedTuple):
     verdict: _Verdict
     mode: int
-    refine: Callable[[BaseException], _Verdict | None] | None = None
-
-
-def _refine_oserror(exc: BaseException) -> _Verdict | None:
-    code = getattr(exc, "errno", None)
-    if not isinstance(code, int):
-        return None
-    return _ERRNO.get(code)
+    refine: tuple[str, Mapping[int, _Verdict]] | None = None
+    """An int attribute of the exception and the verdicts of some of its values, which decide
+    like a ``_STRONG`` rule (``errno``, Thrift's exception ``type``)."""
 
 
 _ERRNO: dict[int, _Verdict] = {
@@ -485,22 +421,12 @@ _ERRNO: dict[int, _Verdict] = {
 if hasattr(errno, "EHOSTDOWN"):
     _ERRNO[errno.EHOSTDOWN] = _CONNECTION
 
+# thrift TTransportException.type: NOT_OPEN=1, TIMED_OUT=3, END_OF_FILE=4
+_TRANSPORT_TYPES: dict[int, _Verdict] = {1: _CONNECTION, 3: _TIMEOUT, 4: _CONNECTION}
+# thrift TApplicationException.type: UNKNOWN_METHOD=1
+_APPLICATION_TYPES: dict[int, _Verdict] = {1: _NOT_SUPPORTED}
 
-def _refine_transport(exc: BaseException) -> _Verdict | None:
-    # thrift TTransportException.type: NOT_OPEN=1, TIMED_OUT=3, END_OF_FILE=4
-    kind = getattr(exc, "type", None)
-    if kind == 3:
-        return _TIMEOUT
-    if kind in (1, 4):
-        return _CONNECTION
-    return None
-
-
-def _refine_application(exc: BaseException) -> _Verdict | None:
-    # thrift TApplicationException.type: UNKNOWN_METHOD=1
-    return _NOT_SUPPORTED if getattr(exc, "type", None) == 1 else None
-
-
+# The first class along an exception's MRO that is listed here gives its rule.
 _CLASS_RULES: dict[str, _Rule] = {
     # databricks.sql.exc -- the generic classes (Error, DatabaseError, OperationalError,
     # RequestError, ServerOperationError, TransactionError) carry no category of their own.
@@ -535,8 +461,10 @@ _CLASS_RULES: dict[str, _Rule] = {
     "urllib3.exceptions.DecodeError": _Rule(_SERVER, _WEAK),
     "urllib3.exceptions.HeaderParsingError": _Rule(_SERVER, _WEAK),
     # thrift
-    "thrift.transport.TTransport.TTransportException": _Rule(_CONNECTION, _WEAK, _refine_transport),
-    "thrift.Thrift.TApplicationException": _Rule(_SERVER, _WEAK, _refine_application),
+    "thrift.transport.TTransport.TTransportException": _Rule(
+        _CONNECTION, _WEAK, ("type", _TRANSPORT_TYPES)
+    ),
+    "thrift.Thrift.TApplicationException": _Rule(_SERVER, _WEAK, ("type", _APPLICATION_TYPES)),
     # ssl -- before OSError in every MRO
     "ssl.SSLEOFError": _Rule(_CONNECTION, _STRONG),
     "ssl.SSLZeroReturnError": _Rule(_CONNECTION, _STRONG),
@@ -551,7 +479,7 @@ _CLASS_RULES: dict[str, _Rule] = {
     "socket.herror": _Rule(_CONNECTION, _STRONG),
     "PermissionError": _Rule(_PERMISSION, _STRONG),
     "FileNotFoundError": _Rule(_NOT_FOUND, _STRONG),
-    "OSError": _Rule(_CONNECTION, _WEAK, _refine_oserror),
+    "OSError": _Rule(_CONNECTION, _WEAK, ("errno", _ERRNO)),
     "EOFError": _Rule(_CONNECTION, _WEAK),
     "KeyboardInterrupt": _Rule(_CANCELLED, _STRONG),
     "SystemExit": _Rule(_CANCELLED, _STRONG),
@@ -564,6 +492,21 @@ _CLASS_RULES: dict[str, _Rule] = {
     "TypeError": _Rule(_INVALID, _WEAK),
 }
 
+_DRIVER_ERROR = "databricks.sql.exc.Error"
+# Classes, subclasses included, whose messages quote HTTP statuses: the driver's own HTTP failures
+# and staging operations, urllib3's retry errors. A bare Exception does too: the CloudFetch
+# downloader raises one.
+_HTTP_IN_TEXT = frozenset(
+    {"databricks.sql.exc.OperationalError", _DRIVER_ERROR, "urllib3.exceptions.HTTPError"}
+)
+# What the CloudFetch downloader lets escape: the driver's RequestError (from its HTTP client) and
+# Error (expired link), and whatever lz4 raises while decompressing.
+_DOWNLOADER_RAISES = frozenset(
+    {"databricks.sql.exc.RequestError", _DRIVER_ERROR, "Exception", "RuntimeError"}
+)
+_CLOUDFETCH_WORDS = ("CloudFetch", "cloudfetch", "Cloudfetch", "cloudFetch", "Cloud Fetch")
+_CLOUDFETCH_MODULE = "databricks.sql.cloudfetch"
+
 
 class _ClassInfo(NamedTuple):
     error_type: str
@@ -572,30 +515,7 @@ class _ClassInfo(NamedTuple):
     str_is_message: bool
     """``str(exc)`` is the driver's ``Error.__str__``, which only returns ``exc.message``."""
     http_in_text: bool
-    """Whether messages of this class may quote an HTTP status (see ``_HTTP_ANCHORS``)."""
-    raised_by_downloader: bool
-    """Whether the CloudFetch downloader lets this class escape (worth a traceback walk)."""
-
-
-# What the CloudFetch downloader lets escape: the driver's RequestError (from its HTTP client) and
-# Error (expired link), and whatever lz4 raises while decompressing.
-_DOWNLOADER_RAISES = frozenset(
-    {"databricks.sql.exc.RequestError", "databricks.sql.exc.Error", "Exception", "RuntimeError"}
-)
-_DRIVER_ERROR = "databricks.sql.exc.Error"
-# Classes whose messages quote HTTP statuses: the driver's own HTTP failures and staging
-# operations, urllib3's retry errors, and the bare Exception the CloudFetch downloader raises.
-_HTTP_IN_TEXT = frozenset(
-    {
-        "databricks.sql.exc.OperationalError",
-        _DRIVER_ERROR,
-        "urllib3.exceptions.HTTPError",
-        "Exception",
-    }
-)
-
-_CLASS_CACHE: dict[type, _ClassInfo] = {}
-_CLASS_CACHE_MAX = 1024
+    """Whether messages of this class may quote an HTTP status (see ``_HTTP_IN_MESSAGE``)."""
 
 
 def _qualified_name(cls: type) -> str:
@@ -611,46 +531,54 @@ def _qualified_name(cls: type) -> str:
     return f"{module}.{qualname}"
 
 
+# Cached: the MRO walk is a tenth of what a failure costs (benchmarks/bench_worst_case_text.py
+# --repeat 1000, "SELECT 1" failure: 0.029 ms cached, 0.032 ms not). Bounded, as classes made on
+# the fly come and go.
+@functools.lru_cache(maxsize=1024)
 def _class_info(cls: type) -> _ClassInfo:
-    info = _CLASS_CACHE.get(cls)
-    if info is not None:
-        return info
+    """What the class alone says, read along its MRO."""
+    error_type = _qualified_name(cls)
+    http_in_text = error_type == "Exception"  # not any subclass of it
     rule: _Rule | None = None
     str_owner = ""
-    http_in_text = False
     try:
-        for position, base in enumerate(cls.__mro__):
+        for base in cls.__mro__:
             name = _qualified_name(base)
             if not str_owner and "__str__" in vars(base):
                 str_owner = name
-            if rule is None:
-                rule = _CLASS_RULES.get(name)
-            # A bare Exception only counts when it is the class itself.
-            if name in _HTTP_IN_TEXT and (name != "Exception" or position == 0):
-                http_in_text = True
+            rule = rule or _CLASS_RULES.get(name)
+            http_in_text = http_in_text or name in _HTTP_IN_TEXT
     except Exception:
         rule, str_owner = None, ""
     try:
         class_sqlstate = _as_sqlstate(getattr(cls, "SQL_STATE", None))
     except Exception:
         class_sqlstate = None
-    error_type = _qualified_name(cls)
-    info = _ClassInfo(
-        error_type,
-        rule,
-        class_sqlstate,
-        str_owner == _DRIVER_ERROR,
-        http_in_text,
-        error_type in _DOWNLOADER_RAISES,
-    )
-    if len(_CLASS_CACHE) >= _CLASS_CACHE_MAX:
-        # Classes created on the fly must not grow the cache without bound.
-        _CLASS_CACHE.clear()
-    _CLASS_CACHE[cls] = info
-    return info
+    return _ClassInfo(error_type, rule, class_sqlstate, str_owner == _DRIVER_ERROR, http_in_text)
 
 
 # --------------------------------------------------------------------------- extraction
+
+_T = TypeVar("_T")
+
+
+def _first(
+    keys: tuple[str, ...], get: Callable[[str], object], convert: Callable[[object], _T | None]
+) -> _T | None:
+    """The first value ``get`` finds under ``keys`` that ``convert`` accepts."""
+    for key in keys:
+        value = get(key)
+        if value is not None and (converted := convert(value)) is not None:
+            return converted
+    return None
+
+
+def _get(obj: object, name: str) -> object:
+    """``obj.name``, or None when it is missing or reading it fails."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
 
 
 def safe_message(exc: BaseException) -> str:
@@ -660,8 +588,9 @@ def safe_message(exc: BaseException) -> str:
     argument; falls back to the class name when all of them are empty or fail (a driver
     ``Error`` raised without a message makes ``str(exc)`` raise ``TypeError``).
     """
+    cls: type = type(exc)  # a plain type: mypy takes type[BaseException] for unhashable
     try:
-        info = _class_info(type(exc))
+        info = _class_info(cls)
     except Exception:
         return "Exception"
     return _message(exc, info) or info.error_type.rpartition(".")[2]
@@ -685,273 +614,182 @@ def _message(exc: BaseException, info: _ClassInfo) -> str:
     try:
         args = exc.args
         if isinstance(args, tuple):
-            for arg in args:
-                if isinstance(arg, str) and arg:
-                    return arg
+            return next((arg for arg in args if isinstance(arg, str) and arg), "")
     except Exception:
         pass
     return ""
 
 
 def _instance_dict(exc: BaseException) -> dict[str, Any]:
-    try:
-        attrs = exc.__dict__
-    except Exception:
-        return {}
+    attrs = _get(exc, "__dict__")
     return attrs if isinstance(attrs, dict) else {}
 
 
 def _linked(exc: BaseException, attrs: dict[str, Any]) -> list[BaseException]:
-    found: list[BaseException] = []
-    try:
-        args = exc.args
-        if isinstance(args, tuple):
-            found.extend(arg for arg in args[:4] if isinstance(arg, BaseException))
-    except Exception:
-        pass
-    if attrs:
-        for name in ("reason", "original_exception"):
-            value = attrs.get(name)
-            if isinstance(value, BaseException):
-                found.append(value)
-    try:
-        cause = exc.__cause__
-        if isinstance(cause, BaseException):
-            found.append(cause)
-        context = exc.__context__
-        if isinstance(context, BaseException) and not exc.__suppress_context__:
-            found.append(context)
-    except Exception:
-        pass
-    return found
+    """What ``exc`` links to: exceptions among its first args (the driver's RequestError keeps
+    the cause in ``args[1]``), ``reason`` (urllib3), ``original_exception``, ``__cause__``, and
+    ``__context__`` unless suppressed."""
+    args = _get(exc, "args")
+    candidates = list(args[:4]) if isinstance(args, tuple) else []
+    candidates += [attrs.get("reason"), attrs.get("original_exception"), _get(exc, "__cause__")]
+    if _get(exc, "__suppress_context__") is False:
+        candidates.append(_get(exc, "__context__"))
+    return [linked for linked in candidates if isinstance(linked, BaseException)]
 
 
 def _read_sqlstate(attrs: dict[str, Any], info: _ClassInfo, text: str) -> str | None:
-    context: Any = None
-    if attrs:
-        for name in _SQLSTATE_ATTRS:
-            value = attrs.get(name)
-            if value is not None and (value := _as_sqlstate(value)) is not None:
-                return value
-        context = attrs.get("context")
-        if isinstance(context, Mapping) and context:
-            for key in _SQLSTATE_CONTEXT_KEYS:
-                value = context.get(key)
-                if value is not None and (value := _as_sqlstate(value)) is not None:
-                    return value
-        else:
-            context = None
-    if info.sqlstate is not None:
-        return info.sqlstate
-    found = _sqlstate_in(text) if text else None
-    if found is None and context is not None:
+    context = attrs.get("context")
+    if not isinstance(context, Mapping):
+        context = {}
+    found = (
+        _first(_SQLSTATE_ATTRS, attrs.get, _as_sqlstate)
+        or _first(_SQLSTATE_CONTEXT_KEYS, context.get, _as_sqlstate)
+        or info.sqlstate
+        or _sqlstate_in(text)
+    )
+    if found is None:
         diagnostic = context.get("diagnostic-info")
-        if isinstance(diagnostic, str):
-            found = _sqlstate_in(diagnostic)
+        found = _sqlstate_in(diagnostic) if isinstance(diagnostic, str) else None
     return found
 
 
 def _read_http_status(attrs: dict[str, Any], text: str) -> int | None:
-    if attrs:
-        context = attrs.get("context")
-        if isinstance(context, Mapping):
-            value = context.get("http-code")
-            if value is not None and (status := _as_status(value)) is not None:
-                return status
-        for name in ("http_status", "status_code", "status", "code"):
-            value = attrs.get(name)
-            if value is not None and (status := _as_status(value)) is not None:
-                return status
-        response = attrs.get("response")
-        if response is not None:
-            for name in ("status", "status_code"):
-                try:
-                    status = _as_status(getattr(response, name, None))
-                except Exception:
-                    status = None
-                if status is not None:
-                    return status
-    if "HTTP " in text or "too many " in text or "unsuccessful: " in text:
-        return _as_status(_scan(text, _HTTP_ANCHORS))
-    return None
+    context = attrs.get("context")
+    response = attrs.get("response")
+    found = (
+        (_as_status(context.get("http-code")) if isinstance(context, Mapping) else None)
+        or _first(_HTTP_STATUS_ATTRS, attrs.get, _as_status)
+        or (
+            _first(_HTTP_RESPONSE_ATTRS, lambda name: _get(response, name), _as_status)
+            if response is not None
+            else None
+        )
+    )
+    return found or _status_in(text)
+
+
+def _refined(rule: _Rule | None, exc: BaseException) -> _Rule | None:
+    """``rule``, or a strong one when its ``refine`` attribute of ``exc`` has a verdict."""
+    if rule is None or rule.refine is None:
+        return rule
+    name, verdicts = rule.refine
+    value = _get(exc, name)
+    verdict = verdicts.get(value) if isinstance(value, int) else None
+    return rule if verdict is None else _Rule(verdict, _STRONG)
 
 
 class _Facts:
     """Everything read once from one exception."""
 
-    __slots__ = ("attrs", "exc", "http_status", "info", "message", "sqlstate", "text")
+    __slots__ = ("attrs", "exc", "http_status", "info", "message", "rule", "sqlstate", "text")
 
-    def __init__(self, exc: BaseException) -> None:
+    def __init__(self, exc: BaseException, sqlstate: str | None = None) -> None:
         self.exc = exc
-        info = self.info = _class_info(type(exc))
+        cls: type = type(exc)  # a plain type: mypy takes type[BaseException] for unhashable
+        info = self.info = _class_info(cls)
         attrs = self.attrs = _instance_dict(exc)
         # Empty when the exception has no message of its own: nothing to search then.
-        message = self.message = _message(exc, info)
+        self.message = _message(exc, info)
         # What every search reads: a message can echo a whole statement, the codes come first.
-        text = self.text = message[:_SCAN_LIMIT]
-        self.sqlstate = _read_sqlstate(attrs, info, text)
+        text = self.text = self.message[:_SCAN_LIMIT]
+        self.sqlstate = sqlstate or _read_sqlstate(attrs, info, text)
         self.http_status = _read_http_status(attrs, text if info.http_in_text else "")
+        self.rule = _refined(info.rule, exc)
 
     def structured(self) -> _Verdict | None:
         """The class rule when strong, else the codes the exception carries."""
-        rule = self.info.rule
-        if rule is not None:
-            if rule.mode == _STRONG:
-                return _apply(rule, self.exc)
-            if rule.refine is not None:
-                refined = rule.refine(self.exc)
-                if refined is not None:
-                    return refined
-        attrs = self.attrs
-        if attrs:
-            code = attrs.get("code")
-            if isinstance(code, str):
-                verdict = _KERNEL_CODES.get(code)
-                if verdict is not None:
-                    return verdict
-        text = self.text
-        if text:
-            verdict = _error_class_in(text)
-            if verdict is not None:
-                return verdict
-        if self.sqlstate is not None:
-            verdict = _sqlstate_verdict(self.sqlstate)
-            if verdict is not None:
-                return verdict
-        if self.http_status is not None:
-            return classify_http_status(self.http_status)
-        return None
+        if self.rule is not None and self.rule.mode == _STRONG:
+            return self.rule.verdict
+        code = self.attrs.get("code")
+        return (
+            (_KERNEL_CODES.get(code) if isinstance(code, str) else None)
+            or _error_class_in(self.text)
+            or (_sqlstate_verdict(self.sqlstate) if self.sqlstate is not None else None)
+            or (classify_http_status(self.http_status) if self.http_status is not None else None)
+        )
 
 
-def _apply(rule: _Rule, exc: BaseException) -> _Verdict:
-    if rule.refine is not None:
-        refined = rule.refine(exc)
-        if refined is not None:
-            return refined
-    return rule.verdict
+def _walk(items: list[_Facts]) -> Iterator[_Facts]:
+    """Yield ``items``, appending the exceptions linked to them, breadth first, without repeats.
 
-
-def _sqlstate_in(text: str) -> str | None:
-    for tail in ("TATE", "tate"):
-        start = text.find(tail, 4, _SCAN_LIMIT)
-        while start >= 0:
-            if text[start - 4 : start] in _SQLSTATE_KEY_HEADS:
-                match = _SQLSTATE_AFTER_KEY.match(text, start + 4)
-                if match is not None:
-                    return match.group(1)
-            start = text.find(tail, start + 1, _SCAN_LIMIT)
-    return None
-
-
-class _Chain:
-    """``exc`` first, then the exceptions linked to it, breadth first, without repeats.
-
-    Links are read only when an earlier exception did not settle the question.
+    Links are read only when every exception found so far has been yielded (what was read then
+    gives ``ErrorInfo`` its codes), and at most ``_MAX_LINKED`` exceptions in all.
     """
-
-    __slots__ = ("_expanded", "_seen", "items")
-
-    def __init__(self, exc: BaseException) -> None:
-        self.items = [_Facts(exc)]
-        self._seen = {id(exc)}
-        self._expanded = 0
-
-    def at(self, index: int) -> _Facts | None:
-        items = self.items
-        if index < len(items):
-            return items[index]
-        while index >= len(items) and self._expanded < len(items) < _MAX_LINKED:
-            facts = items[self._expanded]
-            self._expanded += 1
-            for linked in _linked(facts.exc, facts.attrs):
-                if id(linked) not in self._seen and len(items) < _MAX_LINKED:
-                    self._seen.add(id(linked))
+    seen = {id(facts.exc) for facts in items}
+    expanded = 0
+    for index, facts in enumerate(items):  # a list iterator also sees what is appended later
+        yield facts
+        while index + 1 == len(items) and expanded < len(items) < _MAX_LINKED:
+            source = items[expanded]
+            expanded += 1
+            for linked in _linked(source.exc, source.attrs):
+                if id(linked) not in seen and len(items) < _MAX_LINKED:
+                    seen.add(id(linked))
                     items.append(_Facts(linked))
-        return items[index] if index < len(items) else None
-
-    def read_all(self) -> list[_Facts]:
-        self.at(_MAX_LINKED)
-        return self.items
-
-    def sqlstate(self) -> str | None:
-        """The first SQLSTATE among the exceptions read so far."""
-        for facts in self.items:
-            if facts.sqlstate is not None:
-                return facts.sqlstate
-        return None
-
-    def http_status(self) -> int | None:
-        """The first HTTP status among the exceptions read so far."""
-        for facts in self.items:
-            if facts.http_status is not None:
-                return facts.http_status
-        return None
 
 
-def _from_cloudfetch(chain: _Chain) -> bool:
+def _decide(items: list[_Facts]) -> _Verdict:
+    """The first decisive evidence among ``items`` and their links, in the module's order."""
+    for facts in _walk(items):
+        verdict = facts.structured()
+        if verdict is not None:
+            return verdict
+    # Every link has been read by now.
+    rules = [facts.rule for facts in items if facts.rule is not None]
+    for rule in rules:
+        if rule.mode == _DEFER:
+            return rule.verdict
+    for facts in items:
+        verdict = _message_verdict(facts.text)
+        if verdict is not None:
+            return verdict
+    return rules[0].verdict if rules else _UNKNOWN
+
+
+def _from_cloudfetch(head: _Facts) -> bool:
     # Only the first exception is looked at: the driver's CloudFetch failures are raised inside
     # the downloader, so its traceback shows it, or its message says so.
-    head = chain.items[0]
-    if not head.info.raised_by_downloader:
+    if head.info.error_type not in _DOWNLOADER_RAISES:
         return False
     if any(word in head.text for word in _CLOUDFETCH_WORDS):
         return True
     try:
         tb = head.exc.__traceback__
-        frames = 0
-        while tb is not None and frames < _MAX_TRACEBACK_FRAMES:
+        for _ in range(_MAX_TRACEBACK_FRAMES):
+            if tb is None:
+                break
             module = tb.tb_frame.f_globals.get("__name__")
             if isinstance(module, str) and module.startswith(_CLOUDFETCH_MODULE):
                 return True
             tb = tb.tb_next
-            frames += 1
     except Exception:
         pass
     return False
 
 
-def _decide(chain: _Chain) -> _Verdict:
-    index = 0
-    facts: _Facts | None = chain.items[0]
-    while facts is not None:
-        verdict = facts.structured()
-        if verdict is not None:
-            return verdict
-        index += 1
-        facts = chain.at(index)
-    items = chain.items  # every link has been read by now
-    for facts in items:
-        rule = facts.info.rule
-        if rule is not None and rule.mode == _DEFER:
-            return _apply(rule, facts.exc)
-    for facts in items:
-        if facts.text:
-            verdict = _message_verdict(facts.text)
-            if verdict is not None:
-                return verdict
-    for facts in items:
-        rule = facts.info.rule
-        if rule is not None:
-            return _apply(rule, facts.exc)
-    return _UNKNOWN
+def _first_sqlstate(items: list[_Facts]) -> str | None:
+    return next((facts.sqlstate for facts in items if facts.sqlstate is not None), None)
+
+
+def _first_http_status(items: list[_Facts]) -> int | None:
+    return next((facts.http_status for facts in items if facts.http_status is not None), None)
 
 
 def _classify(exc: BaseException, sqlstate: str | None) -> ErrorInfo:
-    chain = _Chain(exc)
-    if sqlstate is not None:
-        chain.items[0].sqlstate = sqlstate
-    category, terminal = _decide(chain)
-    head = chain.items[0]
-    if head.attrs and head.attrs.get("retryable") is True:
+    head = _Facts(exc, sqlstate)
+    items = [head]
+    category, terminal = _decide(items)
+    if head.attrs.get("retryable") is True:
         terminal = False
-    if category is not _C.CHUNK_DOWNLOAD_ERROR and _from_cloudfetch(chain):
+    if _from_cloudfetch(head):
         category = _C.CHUNK_DOWNLOAD_ERROR
     return ErrorInfo(
         error_type=head.info.error_type,
         category=category,
         terminal=terminal,
-        sqlstate=chain.sqlstate(),
-        http_status=chain.http_status(),
+        # From the exceptions read to decide.
+        sqlstate=_first_sqlstate(items),
+        http_status=_first_http_status(items),
         message=head.message or head.info.error_type.rpartition(".")[2],
     )
 
@@ -984,9 +822,7 @@ def sqlstate_of(exc: BaseException) -> str | None:
     it from the failing response and pass it to ``classify``.
     """
     try:
-        chain = _Chain(exc)
-        chain.read_all()
-        return chain.sqlstate()
+        return _first_sqlstate(list(_walk([_Facts(exc)])))
     except Exception:
         return None
 
@@ -994,8 +830,6 @@ def sqlstate_of(exc: BaseException) -> str | None:
 def http_status_of(exc: BaseException) -> int | None:
     """The HTTP error status (400-599) tied to ``exc`` or an exception linked to it, if any."""
     try:
-        chain = _Chain(exc)
-        chain.read_all()
-        return chain.http_status()
+        return _first_http_status(list(_walk([_Facts(exc)])))
     except Exception:
         return None
