@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from pathlib import Path
@@ -66,8 +67,9 @@ def test_options_table_matches_the_code() -> None:
         assert row[3] == spec.accepted, spec.keyword
 
 
-def _workload(warehouse: LocalWarehouse) -> None:
-    """Every operation kind, so every attribute shows up at least once."""
+def _workload(warehouse: LocalWarehouse, local: Path) -> None:
+    """Every operation kind, so every attribute shows up at least once (``local``: the
+    directory of the staging operations' local files)."""
     warehouse.execute_sql("CREATE TABLE t AS SELECT i AS id FROM range(100) r(i)")
     fetched = "SELECT i FROM range(30000) r(i)"
     warehouse.script(fetched, result_format="cloudfetch", lz4=True, cloudfetch_files=2)
@@ -77,8 +79,18 @@ def _workload(warehouse: LocalWarehouse) -> None:
     warehouse.script(polled, running_polls=1)
     paged = "SELECT id FROM t WHERE id < 50"
     warehouse.script(paged, page_size=20)
-    kwargs = warehouse.connect_kwargs(catalog="main", schema="default")
+    kwargs = warehouse.connect_kwargs(
+        catalog="main", schema="default", staging_allowed_local_path=str(local)
+    )
     with databricks.sql.connect(**kwargs) as conn, conn.cursor() as cursor:
+        (local / "in.csv").write_bytes(b"id\n1\n")
+        cursor.execute(f"PUT '{local / 'in.csv'}' INTO '/Volumes/main/default/v/in.csv'")
+        cursor.execute(
+            "PUT '__input_stream__' INTO '/Volumes/main/default/v/s.csv'",
+            input_stream=io.BytesIO(b"id\n"),
+        )
+        cursor.execute(f"GET '/Volumes/main/default/v/in.csv' TO '{local / 'out.csv'}'")
+        cursor.execute("REMOVE '/Volumes/main/default/v/in.csv'")
         with statement_tags(team="data-eng"):
             cursor.execute("SELECT id FROM t WHERE id < :n", {"n": 5})
         cursor.fetchall()
@@ -115,11 +127,13 @@ def _workload(warehouse: LocalWarehouse) -> None:
 
 
 @pytest.fixture(scope="module")
-def emitted() -> tuple[dict[str, set[str]], dict[str, tuple[str, set[str]]]]:
+def emitted(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, set[str]], dict[str, tuple[str, set[str]]]]:
     telemetry: Telemetry = make_telemetry(capture_parameters=True)
     try:
         with LocalWarehouse() as warehouse:
-            _workload(warehouse)
+            _workload(warehouse, tmp_path_factory.mktemp("staging"))
     finally:
         telemetry.instrumentor.uninstrument()
     spans: dict[str, set[str]] = {}

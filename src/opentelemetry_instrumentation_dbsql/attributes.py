@@ -28,6 +28,10 @@ Span roles (attribute ``databricks.span.role``):
 ``CHUNK_DOWNLOAD``
     One CloudFetch file download, child of the span that was current for the statement when
     the download was scheduled.
+``VOLUME_TRANSFER``
+    The HTTP transfer of a staging (volume) statement (``PUT``, ``GET``, ``REMOVE``) to the
+    pre-signed URL the server answered with, made by the driver inside ``execute()``: child of
+    the ``STATEMENT`` span, which carries ``databricks.volume.operation``. Spans only.
 ``CANCEL``
     ``Cursor.cancel()``.
 ``TRANSACTION``
@@ -57,6 +61,8 @@ DB_QUERY_PARAMETER_PREFIX: Final = "db.query.parameter."
 ERROR_TYPE: Final = "error.type"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 
 DB_SYSTEM_VALUE: Final = "databricks"
 
@@ -128,6 +134,15 @@ CHUNK_WIRE_BYTES: Final = "databricks.chunk.wire_bytes"
 CHUNK_BYTES: Final = "databricks.chunk.bytes"  # decompressed
 CHUNK_ROWS: Final = "databricks.chunk.rows"
 
+# Staging (volume) operations. The operation is the statement's: PUT | GET | REMOVE.
+VOLUME_OPERATION: Final = "databricks.volume.operation"
+VOLUME_DIRECTION: Final = "databricks.volume.direction"  # VOLUME_UPLOAD | _DOWNLOAD | _DELETE
+VOLUME_BYTES: Final = "databricks.volume.bytes"  # file bytes sent (upload) or received
+VOLUME_STREAM: Final = "databricks.volume.stream"  # True: a PUT from execute(input_stream=)
+VOLUME_UPLOAD: Final = "upload"
+VOLUME_DOWNLOAD: Final = "download"
+VOLUME_DELETE: Final = "delete"
+
 # --- span roles ------------------------------------------------------------------------------
 ROLE_CREATE_SESSION: Final = "CREATE_SESSION"
 ROLE_DELETE_SESSION: Final = "DELETE_SESSION"
@@ -135,6 +150,7 @@ ROLE_STATEMENT: Final = "STATEMENT"
 ROLE_RESULT: Final = "RESULT"
 ROLE_CHUNK_DOWNLOAD: Final = "CHUNK_DOWNLOAD"
 ROLE_CANCEL: Final = "CANCEL"
+ROLE_VOLUME_TRANSFER: Final = "VOLUME_TRANSFER"
 ROLE_TRANSACTION: Final = "TRANSACTION"  # commit / rollback: spans only, no record
 
 # --- result close reasons --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 _UNKNOWN = object()
+# A URL, or what urllib3 quotes after "url: " when its retries run out: pre-signed volume and
+# CloudFetch links carry their signature in it.
+_URL_IN_MESSAGE = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{0,31}://\S+|(?<=url: )\S+")
 _EMPTY_QUERY = QueryInfo(text=None, summary=None, operation_name=None, target=None)
 
 
@@ -204,10 +208,11 @@ class Runtime:
         if not message:
             return None
         limit = self.options.max_query_text_length
+        message = _URL_IN_MESSAGE.sub("?", message[:limit])
         if self.options.capture_query_text == "raw":
-            return message[:limit]
+            return message
         try:
-            return sanitize(message[:limit])
+            return sanitize(message)
         except Exception:
             return None
 

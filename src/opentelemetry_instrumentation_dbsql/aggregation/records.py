@@ -85,6 +85,9 @@ class StatementRecord:
     completion_reason: str  # one of the COMPLETION_* values
     fetch_calls: int = 0  # fetchone/fetchmany/fetchall/... calls on the result
     fetch_time_ms: int = 0  # time spent inside those calls
+    # A staging (volume) statement's transfer, as the wire format's DriverVolumeOperationType:
+    # PUT | GET | DELETE (the statement's REMOVE). The volume path is never kept.
+    volume_operation_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

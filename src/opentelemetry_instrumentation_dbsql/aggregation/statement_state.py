@@ -27,6 +27,8 @@ _NO_CHUNKS: Final = ChunkDetails()  # records are immutable: one instance serves
 _RESULT_CLOSE_REASONS: Final = frozenset(
     {COMPLETION_CLOSED, COMPLETION_CONNECTION_CLOSED, COMPLETION_FAILED, COMPLETION_UNINSTRUMENTED}
 )
+# The statement's staging operation -> the wire format's DriverVolumeOperationType.
+_VOLUME_OPERATION_TYPES: Final = {"PUT": "PUT", "GET": "GET", "REMOVE": "DELETE"}
 
 
 class StatementState:
@@ -110,6 +112,7 @@ class StatementState:
             )
         else:
             chunks = ChunkDetails(initial, slowest, present, iterated, download)
+        volume = sg(A.VOLUME_OPERATION)
         returned_rows = count(rg(A.DB_RESPONSE_RETURNED_ROWS))
         if returned_rows is None:  # a result that arrived whole is counted on the STATEMENT span
             returned_rows = count(sg(A.DB_RESPONSE_RETURNED_ROWS))
@@ -141,4 +144,7 @@ class StatementState:
             completion_reason=reason,
             fetch_calls=count(rg(A.RESULT_FETCH_CALLS)) or 0,
             fetch_time_ms=count(rg(A.RESULT_FETCH_TIME_MS)) or 0,
+            volume_operation_type=_VOLUME_OPERATION_TYPES.get(volume)
+            if type(volume) is str
+            else None,
         )

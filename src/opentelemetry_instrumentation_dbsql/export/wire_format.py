@@ -50,6 +50,7 @@ _RESULT_FORMATS = frozenset(
     {"FORMAT_UNSPECIFIED", "INLINE_ARROW", "EXTERNAL_LINKS", "COLUMNAR_INLINE"}
 )
 _AUTH_MECHS = frozenset({"TYPE_UNSPECIFIED", "OTHER", "PAT", "OAUTH"})
+_VOLUME_OPERATION_TYPES = frozenset({"TYPE_UNSPECIFIED", "PUT", "GET", "DELETE", "LIST", "QUERY"})
 _ENUM_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _CATEGORY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _CLASS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -231,6 +232,13 @@ def _chunk_details(record: StatementRecord) -> dict[str, int] | None:
     return details or None
 
 
+def _vol_operation(record: StatementRecord) -> dict[str, str] | None:
+    # ``DriverVolumeOperation`` without ``volume_path``: the connector declares the field but
+    # never fills it, and the path names the catalog, schema, volume and file.
+    volume_type = _member(_VOLUME_OPERATION_TYPES, record.volume_operation_type)
+    return None if volume_type is None else {"volume_operation_type": volume_type}
+
+
 def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str, Any]:
     """The ``TelemetryEvent`` of one statement."""
     sql_operation = {
@@ -257,6 +265,7 @@ def statement_event(record: StatementRecord, ctx: ConnectionContext) -> dict[str
             "system_configuration": system_configuration(ctx.driver_version, ctx.client_app_name),
             "driver_connection_params": ctx.params.to_dict(),
             "auth_type": ctx.auth_type,
+            "vol_operation": _vol_operation(record),
             "sql_operation": sql_operation,
             "error_info": _error_info(record.error, record.cancelled),
         }
@@ -398,6 +407,9 @@ def _statement_members(record: StatementRecord) -> str:
     statement_id = _match(_IDENTIFIER, record.statement_id)
     if statement_id is not None:
         members.append(f'"sql_statement_id":"{statement_id}"')
+    volume_type = _member(_VOLUME_OPERATION_TYPES, record.volume_operation_type)
+    if volume_type is not None:
+        members.append(f'"vol_operation":{{"volume_operation_type":"{volume_type}"}}')
     operation: list[str] = []
     statement_type = _member(_STATEMENT_TYPES, record.statement_type)
     if statement_type is not None:

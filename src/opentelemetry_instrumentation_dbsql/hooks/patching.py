@@ -10,7 +10,8 @@ from typing import Any
 
 import wrapt
 
-from opentelemetry_instrumentation_dbsql.hooks import connection, internals
+from opentelemetry_instrumentation_dbsql import attributes as attr
+from opentelemetry_instrumentation_dbsql.hooks import connection, internals, staging
 from opentelemetry_instrumentation_dbsql.hooks.cursor import CursorHooks
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once, log_missing_hook_once
 
@@ -68,6 +69,24 @@ def hook_points() -> list[HookPoint]:
         points.append(HookPoint(_at(client, "Cursor"), method, cursor.metadata(method), True))
     for method in ("fetchall", "fetchmany", "fetchall_arrow", "fetchmany_arrow"):
         points.append(HookPoint(_at(client, "Cursor"), method, cursor.fetch, True))
+    # Staging (volume) transfers: _handle_staging_put_stream arrived after 4.0.0, and 4.0.0
+    # sends the transfer through requests, not connection.http_client (no status or bytes).
+    for method, direction, operation, stream in (
+        ("_handle_staging_put", attr.VOLUME_UPLOAD, "PUT", False),
+        ("_handle_staging_put_stream", attr.VOLUME_UPLOAD, "PUT", True),
+        ("_handle_staging_get", attr.VOLUME_DOWNLOAD, "GET", False),
+        ("_handle_staging_remove", attr.VOLUME_DELETE, "REMOVE", False),
+    ):
+        wrapper = staging.transfer(direction, operation, stream=stream)
+        points.append(HookPoint(_at(client, "Cursor"), method, wrapper, False))
+    points.append(
+        HookPoint(
+            _at("databricks.sql.common.unified_http_client", "UnifiedHttpClient"),
+            "request",
+            staging.http_request,
+            False,
+        )
+    )
     points += [
         HookPoint(
             (("databricks.sql.result_set", "ResultSet"), (client, "ResultSet")),

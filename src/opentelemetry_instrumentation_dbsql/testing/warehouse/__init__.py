@@ -2,7 +2,8 @@
 
 One HTTP server on 127.0.0.1 answers the Thrift TCLIService RPCs (backed by an embedded
 DuckDB database, Databricks SQL translated by sqlglot), the feature-flag and telemetry
-endpoints and CloudFetch downloads, with per-statement scripts and fault injection::
+endpoints, CloudFetch downloads and staging (volume) operations with their pre-signed
+transfers, with per-statement scripts and fault injection::
 
     with LocalWarehouse() as wh:
         wh.execute_sql("CREATE TABLE t AS SELECT * FROM range(10)")
@@ -35,6 +36,7 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.scripting import (
     ScriptHandle,
     StatementScript,
 )
+from opentelemetry_instrumentation_dbsql.testing.warehouse.staging import ServedTransfer
 from opentelemetry_instrumentation_dbsql.testing.warehouse.warehouse import LocalWarehouse
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "ScriptHandle",
     "ServedFile",
     "ServedStatement",
+    "ServedTransfer",
     "StatementScript",
     "TelemetryEndpoint",
 ]

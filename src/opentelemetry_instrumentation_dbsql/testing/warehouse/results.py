@@ -201,6 +201,7 @@ class ResultStream:
         file_store: FileStore | None = None,
         base_url: str = "",
         link_ttl: float = 900.0,
+        staging: bool = False,
     ) -> None:
         if result_format not in FORMATS:
             raise ValueError(f"result_format must be one of {FORMATS}, not {result_format!r}")
@@ -209,6 +210,7 @@ class ResultStream:
         self.lz4 = lz4 and result_format != "columnar"
         self.total_rows = int(table.num_rows)
         self.offset = 0
+        self.staging = staging  # the one-row answer of a staging (volume) statement
         self._options = arrow_options or ArrowOptions()
         self._transport = (
             table
@@ -273,7 +275,7 @@ class ResultStream:
             resultFormat=_ROW_SET_TYPES[self.result_format],
             lz4Compressed=self.lz4,
             arrowSchema=self._schema_bytes if arrow else None,
-            isStagingOperation=False,
+            isStagingOperation=self.staging,
             uncompressedBytes=uncompressed,
             compressedBytes=compressed,
         )

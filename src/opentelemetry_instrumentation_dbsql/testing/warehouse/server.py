@@ -22,6 +22,7 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.records import HttpRe
 from opentelemetry_instrumentation_dbsql.testing.warehouse.results import FileStore
 from opentelemetry_instrumentation_dbsql.testing.warehouse.rpc import ThriftEndpoint
 from opentelemetry_instrumentation_dbsql.testing.warehouse.sea_endpoint import SeaEndpoint
+from opentelemetry_instrumentation_dbsql.testing.warehouse.staging import VolumeStore
 from opentelemetry_instrumentation_dbsql.testing.warehouse.wire import Reply, Request
 
 CLOUDFETCH_PREFIX = "/cloudfetch/"
@@ -40,8 +41,10 @@ class Router:
         files: FileStore,
         recorder: Recorder,
         sea: SeaEndpoint | None = None,
+        volumes: VolumeStore | None = None,
     ) -> None:
         self._http_path = http_path.rstrip("/")
+        self._volumes = volumes
         self._thrift = thrift
         self._sea = sea
         self._flags = flags
@@ -62,6 +65,8 @@ class Router:
             return self._telemetry.handle(request)
         if request.method == "GET" and path.startswith(CLOUDFETCH_PREFIX):
             return self._download(path[len(CLOUDFETCH_PREFIX) :])
+        if self._volumes is not None and self._volumes.handles(request):
+            return self._volumes.handle(request)
         return Reply(status=404, body=b"not found")
 
     def _download(self, token: str) -> Reply:

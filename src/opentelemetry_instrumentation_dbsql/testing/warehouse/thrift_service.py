@@ -16,6 +16,7 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse._thrift import ttypes
 from opentelemetry_instrumentation_dbsql.testing.warehouse.engine import (
     Engine,
     EngineError,
+    StatementResult,
     engine_error,
 )
 from opentelemetry_instrumentation_dbsql.testing.warehouse.operations import (
@@ -43,6 +44,7 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.results import (
     empty_row_set,
 )
 from opentelemetry_instrumentation_dbsql.testing.warehouse.scripting import ScriptBook
+from opentelemetry_instrumentation_dbsql.testing.warehouse.staging import VolumeStore, parse_staging
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +103,10 @@ class ThriftService:
         long_poll: float = 0.1,
         link_ttl: float = 900.0,
         cloudfetch_min_rows: int = 100_000,
+        volumes: VolumeStore | None = None,
     ) -> None:
         self._engine = engine
+        self._volumes = volumes
         self._scripts = scripts
         self._recorder = recorder
         self._files = files
@@ -344,7 +348,12 @@ class ThriftService:
                 "SCRIPTED_ERROR",
                 sqlstate_in_message=script.sqlstate_in_message,
             )
-        if error is None:
+        # Staging statements never reach the engine: their answer is a pre-signed URL.
+        staging = parse_staging(op.sql or "") if self._volumes is not None else None
+        if error is None and staging is not None and self._volumes is not None:
+            table = self._volumes.issue(staging, op.statement_id, self._base_url)
+            result = StatementResult(table, None, "staging")
+        elif error is None:
             try:
                 result = op.session.engine.execute(op.sql or "", op.params)
             except EngineError as failed:
@@ -367,6 +376,7 @@ class ThriftService:
                 file_store=self._files,
                 base_url=self._base_url,
                 link_ttl=ttl,
+                staging=staging is not None,
             )
         with op.cond:
             if not op.running:

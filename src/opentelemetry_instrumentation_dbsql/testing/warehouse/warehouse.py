@@ -35,13 +35,17 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.server import (
     Router,
     WarehouseHTTPServer,
 )
+from opentelemetry_instrumentation_dbsql.testing.warehouse.staging import (
+    ServedTransfer,
+    VolumeStore,
+)
 from opentelemetry_instrumentation_dbsql.testing.warehouse.thrift_service import ThriftService
 from opentelemetry_instrumentation_dbsql.testing.warehouse.tls import Certificate, self_signed
 
 
 class LocalWarehouse:
     """A local Databricks SQL warehouse: Thrift TCLIService and the Statement Execution API,
-    feature flags, telemetry, CloudFetch.
+    feature flags, telemetry, CloudFetch, staging (volume) operations over Thrift.
 
     ``with LocalWarehouse() as wh: databricks.sql.connect(**wh.connect_kwargs())``. Every
     instance has its own port, its own DuckDB database and its own records.
@@ -82,6 +86,7 @@ class LocalWarehouse:
         self._scripts = ScriptBook()
         self._faults = FaultPlan()
         self._files = FileStore()
+        self._volumes = VolumeStore(link_ttl)
         self._engine: Engine | None = None
         self._service: ThriftService | None = None
         self._sea: SeaService | None = None
@@ -117,6 +122,7 @@ class LocalWarehouse:
                 long_poll=self._long_poll,
                 link_ttl=self._link_ttl,
                 cloudfetch_min_rows=self._cloudfetch_min_rows,
+                volumes=self._volumes,
             )
             self._sea = SeaService(
                 self._engine,
@@ -138,6 +144,7 @@ class LocalWarehouse:
                 files=self._files,
                 recorder=self._recorder,
                 sea=SeaEndpoint(self._sea, self._faults, self._recorder),
+                volumes=self._volumes,
             )
             self._thread = threading.Thread(
                 target=server.serve_forever,
@@ -197,6 +204,7 @@ class LocalWarehouse:
             if self._engine is not None:
                 self._engine.close()
             self._files.clear()
+            self._volumes.clear()
             if self._tempdir is not None:
                 shutil.rmtree(self._tempdir, ignore_errors=True)
                 self._tempdir = None
@@ -357,8 +365,40 @@ class LocalWarehouse:
         self._faults.add(name, RpcFault(status, dict(headers or {}), delay, reset), times)
 
     def clear_faults(self) -> None:
-        """Drop pending RPC faults."""
+        """Drop pending RPC and volume-transfer faults."""
         self._faults.clear()
+        self._volumes.faults.clear()
+
+    def fault_volume_transfer(
+        self,
+        status: int | None = None,
+        *,
+        method: str = "*",
+        headers: dict[str, str] | None = None,
+        times: int | None = 1,
+        delay: float = 0.0,
+        reset: bool = False,
+    ) -> None:
+        """Make the next ``times`` transfers to pre-signed volume URLs with HTTP ``method``
+        (``PUT``, ``GET``, ``DELETE``; ``"*"``: any) fail with ``status``, drop the connection
+        (``reset``) or wait ``delay`` seconds first."""
+        self._volumes.fault(method, RpcFault(status, dict(headers or {}), delay, reset), times)
+
+    # -- volumes (staging operations) ----------------------------------------------------------
+
+    @property
+    def volume_files(self) -> dict[str, bytes]:
+        """The files held in volumes, by path (``/Volumes/<catalog>/<schema>/<volume>/...``)."""
+        return self._volumes.files
+
+    def put_volume_file(self, volume_path: str, data: bytes) -> None:
+        """Store a file in a volume directly."""
+        self._volumes.put_file(volume_path, data)
+
+    @property
+    def volume_transfers(self) -> list[ServedTransfer]:
+        """Every request to a pre-signed volume URL, as answered, in order."""
+        return self._volumes.transfers
 
     def expire_links(self, statement_id: str | None = None) -> int:
         """Expire the CloudFetch links of one statement (or all); returns how many."""
@@ -388,5 +428,6 @@ class LocalWarehouse:
     def reset_records(self) -> None:
         """Forget the RPC, HTTP, served, feature-flag and telemetry records."""
         self._recorder.reset()
+        self._volumes.reset_records()
         self.telemetry.reset()
         self.feature_flags.reset()
