@@ -26,6 +26,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
 from opentelemetry_instrumentation_dbsql.export.wire_format import encode_proto_log, frontend_log
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+from opentelemetry_instrumentation_dbsql.testing.warehouse.staging import (
+    StagingCommand,
+    VolumeStore,
+    parse_staging,
+)
+from opentelemetry_instrumentation_dbsql.testing.warehouse.wire import Request
 from tests.conftest import Telemetry, make_telemetry
 from tests.export.helpers import statement_record
 
@@ -463,3 +469,33 @@ def test_wire_format_vol_operation(volume_type: str | None, expected: Any) -> No
     volume_fields = {f.name for f in dataclasses.fields(models.DriverVolumeOperation)}
     assert set(event.pop("vol_operation", {})) <= volume_fields - {"volume_path"}
     assert_matches_model(event, models.TelemetryEvent)
+
+
+def test_warehouse_staging_statements_and_signed_urls() -> None:
+    """The local warehouse's side: what it takes for a staging statement, and that a URL
+    serves only the method and file it was signed for."""
+    assert parse_staging("PUT '/tmp/a''s.csv' INTO '/Volumes/c/s/v/a.csv' OVERWRITE;") == (
+        StagingCommand("PUT", "/Volumes/c/s/v/a.csv", "/tmp/a's.csv", overwrite=True)
+    )
+    assert parse_staging(" get '/Volumes/c/s/v/a.csv' to '/tmp/b.csv'") == StagingCommand(
+        "GET", "/Volumes/c/s/v/a.csv", "/tmp/b.csv"
+    )
+    assert parse_staging("REMOVE '/Volumes/c/s/v/a.csv'") == StagingCommand(
+        "REMOVE", "/Volumes/c/s/v/a.csv"
+    )
+    assert parse_staging("SELECT 'PUT'") is None
+
+    store = VolumeStore()
+    row = store.issue(StagingCommand("PUT", "/Volumes/c/s/v/a.csv", "/tmp/a.csv"), "id-1", "")
+    assert row.column_names == ["operation", "presignedUrl", "localFile", "headers"]
+    url = row.column("presignedUrl")[0].as_py()
+    forged = url.replace("Signature=", "Signature=0")
+    assert store.handle(Request("PUT", forged, {}, b"x")).status == 403
+    assert store.handle(Request("GET", url, {}, b"")).status == 403  # signed for PUT
+    assert store.handle(Request("PUT", url, {}, b"abc")).status == 200
+    assert store.files == {"/Volumes/c/s/v/a.csv": b"abc"}
+    assert [(t.method, t.status, t.statement_id) for t in store.transfers] == [
+        ("PUT", 403, "id-1"),
+        ("GET", 403, "id-1"),
+        ("PUT", 200, "id-1"),
+    ]

@@ -39,12 +39,13 @@ class _Transfer:
     """One transfer in progress: its span (None when no span is recorded) and what the HTTP
     request showed."""
 
-    __slots__ = ("direction", "recorder", "status")
+    __slots__ = ("direction", "recorded_request", "recorder", "status")
 
     def __init__(self, direction: str, recorder: SpanRecorder | None) -> None:
         self.direction = direction
         self.recorder = recorder
         self.status: int | None = None
+        self.recorded_request = False
 
 
 # The transfer this thread's driver call is making, for the HTTP client hook.
@@ -148,8 +149,11 @@ def http_request(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs:
     """``UnifiedHttpClient.request``: for a volume transfer only, its status and sizes. The
     URL argument is never read."""
     state = _current_transfer.get()
-    if state is None:
+    if state is None or state.recorded_request:
         return wrapped(*args, **kwargs)
+    # The transfer is the method's one request; any later one (the driver's own telemetry,
+    # say) is not.
+    state.recorded_request = True
     recorder = state.recorder
     if recorder is not None and state.direction == attr.VOLUME_UPLOAD:
         try:
