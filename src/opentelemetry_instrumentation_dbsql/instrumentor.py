@@ -17,8 +17,9 @@ from opentelemetry_instrumentation_dbsql.hooks.patching import (
     uninstall,
 )
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
-from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions, resolve_options
+from opentelemetry_instrumentation_dbsql.options import resolve_options
 from opentelemetry_instrumentation_dbsql.package import _instruments
+from opentelemetry_instrumentation_dbsql.pipeline import build_pipeline
 from opentelemetry_instrumentation_dbsql.runtime import Runtime, active_runtime, set_active_runtime
 from opentelemetry_instrumentation_dbsql.statement import CONNECTION_STATE_ATTR
 
@@ -63,15 +64,6 @@ class _Hooks:
 _hooks = _Hooks()
 
 
-def _build_pipeline(
-    options: InstrumentationOptions, record_sink: Any, meter_provider: Any
-) -> tuple[Any, Any]:
-    """The aggregation processor and the record sink behind it."""
-    from opentelemetry_instrumentation_dbsql.pipeline import build_pipeline
-
-    return build_pipeline(options, record_sink, meter_provider)
-
-
 class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instruments ``databricks.sql`` (databricks-sql-connector) with spans and metrics.
 
@@ -92,15 +84,13 @@ class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         options = resolve_options(kwargs)
-        processor, exporter = _build_pipeline(
-            options, kwargs.get("record_sink"), kwargs.get("meter_provider")
-        )
+        pipeline = build_pipeline(options, kwargs.get("record_sink"), kwargs.get("meter_provider"))
         runtime = Runtime(
             options,
             tracer_provider=kwargs.get("tracer_provider"),
             meter_provider=kwargs.get("meter_provider"),
-            processor=processor,
-            exporter=exporter,
+            processor=pipeline.processor,
+            exporter=pipeline.exporter,
         )
         self._runtime = runtime
         set_active_runtime(runtime)
@@ -125,9 +115,9 @@ class DbsqlInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         options = resolve_options(kwargs)
         runtime = active_runtime()
         if runtime is None or kwargs:
-            processor, exporter = (None, None)
-            if runtime is not None:
-                processor, exporter = runtime.processor, runtime.exporter
+            # Options of its own, but the same records pipeline as the global instrumentation.
+            processor = runtime.processor if runtime is not None else None
+            exporter = runtime.exporter if runtime is not None else None
             runtime = Runtime(
                 options,
                 tracer_provider=kwargs.get("tracer_provider"),
@@ -160,10 +150,6 @@ def _shutdown_runtime(runtime: Runtime, timeout_s: float) -> None:
     if processor is None:
         return
     try:
-        shutdown = getattr(processor, "shutdown_with_timeout", None)
-        if shutdown is not None:
-            shutdown(timeout_s)
-        else:
-            processor.shutdown()
+        processor.shutdown_with_timeout(timeout_s)
     except Exception as exc:
         log_failure_once("shutdown", exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import NoOpMeterProvider
@@ -26,7 +26,7 @@ from opentelemetry_instrumentation_dbsql.query_text import QueryInfo, analyze, s
 from opentelemetry_instrumentation_dbsql.version import __version__
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+    from opentelemetry_instrumentation_dbsql.connection_export import ConnectionExport
 
 _UNKNOWN = object()
 # A URL, or what urllib3 quotes after "url: " when its retries run out: pre-signed volume and
@@ -61,8 +61,8 @@ class Runtime:
         *,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
-        processor: SpanProcessor | None = None,
-        exporter: Any = None,
+        processor: StatementAggregationProcessor | None = None,
+        exporter: ConnectionExport | None = None,
         global_enabled: bool = True,
     ) -> None:
         self.options = options
@@ -173,10 +173,7 @@ class Runtime:
         if processor is None or not self._processor_wanted:
             return
         try:
-            if isinstance(processor, StatementAggregationProcessor):
-                processor.on_end_direct(span)
-            else:
-                processor.on_end(cast("ReadableSpan", span))
+            processor.on_end_direct(span)
         except Exception as exc:
             log_failure_once("direct-feed", exc)
 

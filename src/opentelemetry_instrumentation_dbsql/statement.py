@@ -21,6 +21,7 @@ from opentelemetry_instrumentation_dbsql.endpoint import Endpoint
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
 
 if TYPE_CHECKING:
+    from opentelemetry_instrumentation_dbsql.connection_export import ExportRegistration
     from opentelemetry_instrumentation_dbsql.runtime import Runtime
 
 # The statement the driver is working on for this thread / task, if any.
@@ -52,7 +53,7 @@ class ConnectionState:
     base_attributes: dict[str, AttributeValue]
     metric_attributes: dict[str, AttributeValue]
     metric_key: tuple[tuple[str, AttributeValue], ...] = ()
-    export_handle: Any = None
+    export_handle: ExportRegistration | None = None
     closed: bool = False
     enabled: bool = True
     counted: bool = False  # added to db.client.connection.count; must be taken off at close

@@ -26,6 +26,7 @@ from opentelemetry.metrics import Meter
 
 from opentelemetry_instrumentation_dbsql.aggregation import at_exit
 from opentelemetry_instrumentation_dbsql.aggregation.records import TelemetryRecord
+from opentelemetry_instrumentation_dbsql.connection_export import ExportRegistration
 from opentelemetry_instrumentation_dbsql.driver_facts import (
     DriverFacts,
     ProxySettings,
@@ -152,6 +153,11 @@ class ConnectionHandle:
         if encoded is None:
             encoded = self._encoded = encode_context(self.context)
         return encoded
+
+    @property
+    def export_possible(self) -> bool:
+        """Whether the opt-in rules leave export possible (the server's flag may still say no)."""
+        return self.decision.decision is not Decision.OFF
 
     @property
     def may_export(self) -> bool:
@@ -339,8 +345,10 @@ class DatabricksTelemetrySink:
                 self._retiring = [c for c in self._retiring if c.state is not ClientState.CLOSED]
                 self._retiring.append(client)
 
-    def unregister_connection(self, handle: ConnectionHandle) -> None:
+    def unregister_connection(self, handle: ExportRegistration) -> None:
         """The connection closed: release its client and flag entry. Idempotent."""
+        if not isinstance(handle, ConnectionHandle):
+            return
         with self._lock:
             if handle.closed and handle.client is None and handle.flag_lease is None:
                 return

@@ -82,7 +82,7 @@ def export_active(state: ConnectionState) -> bool:
     if handle is None:
         return False
     try:
-        return bool(getattr(handle, "may_export", True))
+        return handle.may_export
     except Exception:
         return False
 

@@ -97,7 +97,7 @@ def _connect_ok(
                     connection, connect_kwargs, runtime.options, facts=facts
                 )
                 state.export_handle = handle
-                if _export_possible(handle):
+                if handle.export_possible:
                     runtime.want_processor()
             except Exception as exc:
                 log_failure_once("export-register", exc)
@@ -111,12 +111,6 @@ def _connect_ok(
         state.counted = True
     except Exception as exc:
         log_failure_once("connect-finish", exc)
-
-
-def _export_possible(handle: Any) -> bool:
-    """Whether the opt-in rules leave Databricks export possible for this connection."""
-    decision = getattr(getattr(handle, "decision", None), "decision", None)
-    return getattr(decision, "name", "") != "OFF"
 
 
 def _count_attributes(state: ConnectionState) -> dict[str, AttributeValue]:
