@@ -1,4 +1,10 @@
-"""The interpreter-exit sequence: one ``atexit`` hook, registered once, one deadline.
+"""The process's own events, in one place: a fork, and the interpreter's exit.
+
+Fork: one ``os.register_at_fork`` handler, registered once, resets in the child every part that
+registered with ``after_fork`` (held weakly), in order of registration: a forked child has none
+of its parent's threads, and locks its parent's threads held at the fork stay held.
+
+Exit: one ``atexit`` hook, registered once, with one deadline.
 
 A program that exits with connections still open leaves records in three places: statements
 still open in a processor's table, records queued in its batcher, and events queued in the
@@ -20,10 +26,10 @@ processor's ``shutdown`` defaults to it) and the later one finds everything clos
 at once. Nothing here needs an SDK provider: without one, this hook is the only one.
 
 Forked children: ``os.fork`` copies the hook, so a child that exits normally (``sys.exit``, or
-the end of the program) runs it on its own state (the fork hooks of the processor and the sink
-reset it in the child). ``multiprocessing`` children started with ``fork`` or ``forkserver``
-end with ``os._exit``, which skips ``atexit``; they run ``multiprocessing``'s exit finalizers
-instead, so whenever ``multiprocessing`` is loaded the sequence is registered there too
+the end of the program) runs it on its own state (reset in the child through ``after_fork``).
+``multiprocessing`` children started with ``fork`` or ``forkserver`` end with ``os._exit``,
+which skips ``atexit``; they run ``multiprocessing``'s exit finalizers instead, so whenever
+``multiprocessing`` is loaded the sequence is registered there too
 (``multiprocessing.util.Finalize``). A process that calls ``os._exit`` itself, or is killed by a
 signal, runs neither: what it held is lost.
 """
@@ -36,6 +42,7 @@ import os
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from time import monotonic
 from typing import Any, Final, Protocol
 
@@ -68,9 +75,27 @@ _MP_TOKEN = _Token()
 _lock = threading.Lock()
 _processors: weakref.WeakSet[Any] = weakref.WeakSet()
 _sinks: weakref.WeakSet[Any] = weakref.WeakSet()
+_fork_resets: list[weakref.WeakMethod[Callable[[], None]]] = []
 _hook_registered = False
+_fork_hook_registered = False
 _mp_after_fork_registered = False
 _mp_finalizer_pid: int | None = None
+
+
+def after_fork(reset: Callable[[], None]) -> None:
+    """Call the bound method ``reset`` in every forked child (its owner is held weakly)."""
+    with _lock:
+        _fork_resets.append(weakref.WeakMethod(reset))
+    _ensure_fork_hook()
+
+
+def _ensure_fork_hook() -> None:
+    global _fork_hook_registered
+    with _lock:
+        first = not _fork_hook_registered
+        _fork_hook_registered = True
+    if first and hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_watch_multiprocessing, after_in_child=_after_fork_in_child)
 
 
 def register_processor(processor: _Processor) -> None:
@@ -154,14 +179,24 @@ def _ensure_hooks() -> None:
         _hook_registered = True
     if first:
         atexit.register(run_exit_sequence)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(before=_watch_multiprocessing, after_in_child=_after_fork_in_child)
+        _ensure_fork_hook()
     _watch_multiprocessing()
 
 
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()  # a parent thread may have held it at the fork
+    live: list[weakref.WeakMethod[Callable[[], None]]] = []
+    for ref in _fork_resets:
+        reset = ref()
+        if reset is None:
+            continue
+        live.append(ref)
+        try:
+            reset()
+        except Exception:
+            _logger.debug("reset after fork failed", exc_info=True)
+    _fork_resets[:] = live
 
 
 def _watch_multiprocessing() -> None:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from opentelemetry_instrumentation_dbsql.aggregation.at_exit import EXIT_BUDGET_S
+from opentelemetry_instrumentation_dbsql.process_events import EXIT_BUDGET_S
 
 from .helpers import read_lines
 

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import pytest
 
-from opentelemetry_instrumentation_dbsql.aggregation.at_exit import EXIT_BUDGET_S
+from opentelemetry_instrumentation_dbsql.process_events import EXIT_BUDGET_S
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 from tests.export.helpers import session_events, session_payloads, wait_for
 

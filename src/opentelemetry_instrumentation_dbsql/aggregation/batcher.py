@@ -30,9 +30,7 @@ ever acquired there); a worker starts there on first use.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from opentelemetry.instrumentation.utils import (
     suppress_instrumentation,
 )
 
+from opentelemetry_instrumentation_dbsql import process_events
 from opentelemetry_instrumentation_dbsql.aggregation.config import AggregationConfig
 from opentelemetry_instrumentation_dbsql.aggregation.pending import (
     KIND_CONNECTION,
@@ -122,15 +121,7 @@ class RecordBatcher:
         self._generation = 0
         self._closed = False
         self._init_runtime()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._after_fork_in_child)
-
-            def after_in_child() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=after_in_child)
+        process_events.after_fork(self._after_fork_in_child)
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()

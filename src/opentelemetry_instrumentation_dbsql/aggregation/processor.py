@@ -20,17 +20,15 @@ SDK would propagate it into the application's ``cursor.execute()``).
 
 Ordering across threads: see ``statement_table`` (a statement completes when all its expected
 spans have ended, in any order). Deadlines and fork: see ``batcher``. Interpreter exit: every
-processor registers with ``at_exit``, whose one hook shuts it down (flushing into the sink) within
-the exit budget, whether or not an SDK provider also calls ``shutdown``.
+processor registers with ``process_events``, whose one hook shuts it down (flushing into the
+sink) within the exit budget, whether or not an SDK provider also calls ``shutdown``.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
-import weakref
 from collections.abc import Callable
 from time import monotonic
 from typing import Final, cast
@@ -40,8 +38,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext
 
 from opentelemetry_instrumentation_dbsql import attributes as A
+from opentelemetry_instrumentation_dbsql import process_events
 from opentelemetry_instrumentation_dbsql.aggregation import _values as V
-from opentelemetry_instrumentation_dbsql.aggregation import at_exit
 from opentelemetry_instrumentation_dbsql.aggregation.batcher import BatcherCounters, RecordBatcher
 from opentelemetry_instrumentation_dbsql.aggregation.config import AggregationConfig, resolve_config
 from opentelemetry_instrumentation_dbsql.aggregation.direct import DirectSpan
@@ -64,7 +62,7 @@ from opentelemetry_instrumentation_dbsql.aggregation.stats import AggregationSta
 _logger = logging.getLogger(__name__)
 
 # What the SDK's TracerProvider.shutdown (also run at exit) gives the processor: the exit budget.
-DEFAULT_SHUTDOWN_TIMEOUT_S: Final = at_exit.EXIT_BUDGET_S
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = process_events.EXIT_BUDGET_S
 
 _Handler = Callable[[ReadableSpan, V.Attrs], None]
 
@@ -132,16 +130,8 @@ class StatementAggregationProcessor(SpanProcessor):
         self._local_ids = itertools.count(1)
         self._closed = False
         self._init_runtime()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._after_fork_in_child)
-
-            def after_in_child() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=after_in_child)
-        at_exit.register_processor(self)
+        process_events.after_fork(self._after_fork_in_child)
+        process_events.register_processor(self)
 
     def _init_runtime(self) -> None:
         self._counter_lock = threading.Lock()
@@ -154,7 +144,7 @@ class StatementAggregationProcessor(SpanProcessor):
         self._errors = 0
 
     def _after_fork_in_child(self) -> None:
-        # The batcher resets itself through its own fork hook.
+        # The batcher resets itself: it registered with process_events before this processor.
         self._table.reset_after_fork()
         self._init_runtime()
         if self._closed:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from time import monotonic
 
+from opentelemetry_instrumentation_dbsql import process_events
 from opentelemetry_instrumentation_dbsql.aggregation.records import (
     ConnectionRecord,
     StatementRecord,
@@ -21,15 +20,8 @@ class CollectingSink:
 
     def __init__(self) -> None:
         self._init_runtime()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._init_runtime)
-
-            def after_in_child() -> None:
-                method = ref()
-                if method is not None:
-                    method()  # the child starts empty, with a lock nobody holds
-
-            os.register_at_fork(after_in_child=after_in_child)
+        # A forked child starts empty, with a lock nobody holds.
+        process_events.after_fork(self._init_runtime)
 
     def _init_runtime(self) -> None:
         self._cond = threading.Condition(threading.Lock())

@@ -5,7 +5,7 @@ The instrumentor calls ``native_telemetry_kwargs`` before ``Connection.__init__`
 closed. The aggregation processor calls ``export`` from its worker and ``shutdown`` at the end.
 None of these make a network call: fetches and POSTs run on the clients' own daemon threads.
 
-At interpreter exit the hook of ``aggregation.at_exit`` first shuts the processors down (their
+At interpreter exit the hook of ``process_events`` first shuts the processors down (their
 queued records reach ``export``, then their ``shutdown`` flushes this sink), then every sink
 still open; a sink never shuts itself down at exit ahead of the processor feeding it.
 """
@@ -13,10 +13,8 @@ still open; a sink never shuts itself down at exit ahead of the processor feedin
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from typing import Any
 
 from opentelemetry.metrics import Meter
 
-from opentelemetry_instrumentation_dbsql.aggregation import at_exit
+from opentelemetry_instrumentation_dbsql import process_events
 from opentelemetry_instrumentation_dbsql.aggregation.records import TelemetryRecord
 from opentelemetry_instrumentation_dbsql.connection_export import ExportRegistration
 from opentelemetry_instrumentation_dbsql.driver_facts import (
@@ -79,7 +77,7 @@ from opentelemetry_instrumentation_dbsql.options import InstrumentationOptions
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_BUDGET_S = at_exit.EXIT_BUDGET_S
+SHUTDOWN_BUDGET_S = process_events.EXIT_BUDGET_S
 _TOMBSTONES = 4096
 
 # The resolved ``instrument()`` options; None: none given (defaults, no environment).
@@ -189,28 +187,6 @@ class SinkConfig:
     connect_timeout_s: float = 5.0
 
 
-_live_sinks: weakref.WeakSet[DatabricksTelemetrySink] = weakref.WeakSet()
-_hooks_lock = threading.Lock()
-_hooks_registered = False
-
-
-def _after_fork_in_child() -> None:
-    global _hooks_lock
-    _hooks_lock = threading.Lock()
-    global_stats().reset_lock()
-    for sink in list(_live_sinks):
-        sink._after_fork_in_child()
-
-
-def _ensure_fork_hook() -> None:
-    global _hooks_registered
-    with _hooks_lock:
-        if not _hooks_registered:
-            if hasattr(os, "register_at_fork"):
-                os.register_at_fork(after_in_child=_after_fork_in_child)
-            _hooks_registered = True
-
-
 class DatabricksTelemetrySink:
     """Routes records to per-host telemetry clients; implements ``RecordSink``."""
 
@@ -253,10 +229,9 @@ class DatabricksTelemetrySink:
         self._shutdown_done = threading.Event()
         if meter is not None:
             register_export_metrics(meter, self.stats)
-        _live_sinks.add(self)
-        _ensure_fork_hook()
+        process_events.after_fork(self._after_fork_in_child)
         # Exit: after the processors, so that their queued records are still exported here.
-        at_exit.register_sink(self)
+        process_events.register_sink(self)
 
     # -- driver kwargs ------------------------------------------------------------------------
     def native_telemetry_kwargs(
@@ -477,7 +452,6 @@ class DatabricksTelemetrySink:
                 handle.closed = True
         finally:
             self._launcher.stop()
-            _live_sinks.discard(self)
             self._shutdown_done.set()
             self._report_shutdown_drops(dropped_before, unanswered, timeout_s)
 
@@ -511,8 +485,12 @@ class DatabricksTelemetrySink:
         """A forked child has none of the parent's threads: start over with empty state.
 
         Locks may have been held by parent threads at the fork, so they are replaced too. The
-        parent's connections are not usable in the child; their records become unroutable.
+        parent's connections are not usable in the child; their records become unroutable. A
+        sink shut down before the fork stays shut down.
         """
+        if self._closed:
+            self._lock = threading.Lock()
+            return
         self._lock = threading.Lock()
         self._clients = {}
         self._sessions = {}
@@ -529,8 +507,6 @@ class DatabricksTelemetrySink:
             launcher=self._launcher,
         )
         self.breakers = CircuitBreakerRegistry(self.config.breaker, clock=self._clock)
-        if self.stats is not global_stats():
-            self.stats.reset_lock()
 
     @property
     def is_shutdown(self) -> bool:

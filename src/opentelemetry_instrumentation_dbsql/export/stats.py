@@ -16,6 +16,8 @@ from types import MappingProxyType
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from opentelemetry_instrumentation_dbsql import process_events
+
 METRIC_PREFIX = "databricks.telemetry.export"
 
 
@@ -95,6 +97,9 @@ class ExportStats:
         with self._lock:
             self._queued += queued
             self._flag_pending += flag_pending
+
+    def __post_init__(self) -> None:
+        process_events.after_fork(self.reset_lock)
 
     def reset_lock(self) -> None:
         """Replace the lock (in a forked child, where a parent thread may have held it)."""
