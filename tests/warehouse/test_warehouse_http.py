@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from typing import Any
 import databricks.sql
 import pytest
 import urllib3
+from cryptography import x509
 from databricks.sql import exc
 
 from opentelemetry_instrumentation_dbsql.testing.warehouse import TELEMETRY_FLAG, LocalWarehouse
@@ -250,6 +252,17 @@ def test_https(connect: Callable[..., Any]) -> None:
         paths = [r.path for r in wh.http_requests]
         assert FLAGS_PATH in paths
         assert sum(p.startswith("/cloudfetch/") for p in paths) == 2
+        # The server presents a leaf certificate signed by the authority clients trust, not
+        # the authority itself (which rustls, the kernel backend's TLS stack, rejects).
+        with open(kwargs["_tls_trusted_ca_file"], "rb") as trusted:
+            authority = x509.load_pem_x509_certificate(trusted.read())
+        served = x509.load_pem_x509_certificate(
+            ssl.get_server_certificate(("127.0.0.1", wh.port)).encode()
+        )
+        assert authority.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        assert not served.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        assert served.issuer == authority.subject
+        served.verify_directly_issued_by(authority)
 
 
 def test_records_are_copies(warehouse: LocalWarehouse, connect: Callable[..., Any]) -> None:
