@@ -221,16 +221,21 @@ def delivered_rows(result_set: object) -> int | None:
     return None
 
 
+def _identify(tracker: StatementTracker, cursor: object) -> SpanRecorder:
+    """The statement id the server gave (known once the driver returns), on the span."""
+    recorder = tracker.statement_recorder
+    tracker.statement_id = statement_id_of(cursor)
+    recorder.set(attr.STATEMENT_ID, tracker.statement_id)
+    recorder.set(attr.SESSION_ID, tracker.connection.session_id)
+    return recorder
+
+
 def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
     """The statement's results are ready: end the STATEMENT span. A result that arrived whole
     completes the statement here; otherwise a RESULT span will cover its consumption."""
     try:
         end_ns = time.time_ns()
-        recorder = tracker.statement_recorder
-        statement_id = statement_id_of(cursor)
-        tracker.statement_id = statement_id
-        recorder.set(attr.STATEMENT_ID, statement_id)
-        recorder.set(attr.SESSION_ID, tracker.connection.session_id)
+        recorder = _identify(tracker, cursor)
         result_set = getattr(cursor, "active_result_set", None)
         rows: int | None = None
         if result_set is not None:
@@ -283,11 +288,7 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
     """The statement failed: record the error; no RESULT span follows."""
     try:
         end_ns = time.time_ns()
-        recorder = tracker.statement_recorder
-        statement_id = statement_id_of(cursor)
-        tracker.statement_id = statement_id
-        recorder.set(attr.STATEMENT_ID, statement_id)
-        recorder.set(attr.SESSION_ID, tracker.connection.session_id)
+        recorder = _identify(tracker, cursor)
         recorder.set(attr.ROWS_MODIFIED, tracker.batch_modified)  # members done before it
         info = recorder.record_error(exc, sqlstate=tracker.protocol_sqlstate)
         _write_execute_totals(recorder, tracker)
