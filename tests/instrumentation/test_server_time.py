@@ -44,3 +44,13 @@ def test_failed_statement_carries_server_time(warehouse: Any, telemetry: Telemet
     assert attributes["databricks.server.duration_ms"] >= 0
     (point,) = telemetry.metrics()["databricks.server.operation.duration"]
     assert point.attributes["error.type"] == attributes["error.type"]
+
+
+def test_batch_carries_no_server_time(warehouse: Any, telemetry: Telemetry) -> None:
+    warehouse.execute_sql("CREATE TABLE kv (k INT)")
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        cursor.executemany("INSERT INTO kv VALUES (:k)", [{"k": 1}, {"k": 2}])
+    attributes, _ = _statement(telemetry)
+    assert attributes["db.operation.batch.size"] == 2
+    assert "databricks.server.duration_ms" not in attributes
+    assert "databricks.client_and_network.duration_ms" not in attributes

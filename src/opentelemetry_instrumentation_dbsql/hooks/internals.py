@@ -87,7 +87,10 @@ def _note_server_times(status: object) -> None:
             return  # still running, or a server that does not say
         started = getattr(status, "operationStarted", None)
         tracker = current_statement.get()
-        if tracker is not None and type(started) is int and 0 < started <= completed:
+        # A batch's members each report their own times; no one pair describes the batch.
+        if tracker is None or tracker.method == "executemany":
+            return
+        if type(started) is int and 0 < started <= completed:
             tracker.server_duration_ms = completed - started
     except Exception as exc:
         log_failure_once("server-times", exc)
