@@ -1,9 +1,20 @@
-"""Shared fixtures: a local warehouse, SDK providers with in-memory exporters, the instrumentor."""
+"""Shared fixtures: a local warehouse, SDK providers with in-memory exporters, the instrumentor.
+
+Backends: the tests in ``tests/instrumentation`` (and any test marked ``backends``) run once per
+connector backend the ``warehouse`` fixture connects with: ``thrift`` (the default), ``sea``
+(``use_sea=True``, the REST Statement Execution API) and ``kernel`` (``use_kernel=True``, the
+Rust kernel). A backend the installed connector lacks is skipped; ``--backends`` chooses which
+run (``--backends kernel`` in a virtualenv with the kernel). A test that is inherently about
+some backends says so with ``@pytest.mark.backends("thrift", ...)``. Every other test connects
+over Thrift.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +27,123 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
 from opentelemetry_instrumentation_dbsql.aggregation.sinks import CollectingSink
 from opentelemetry_instrumentation_dbsql.log_once import failure_counts
+from opentelemetry_instrumentation_dbsql.runtime import active_runtime
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+
+BACKENDS = ("thrift", "sea", "kernel")
+_BACKEND_KWARG = {"sea": "use_sea", "kernel": "use_kernel"}
+_PER_BACKEND_DIRS = (Path(__file__).resolve().parent / "instrumentation",)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def backend_missing(backend: str) -> str | None:
+    """Why the installed connector cannot run ``backend``; None when it can."""
+    if backend == "sea" and not _importable("databricks.sql.backend.sea.backend"):
+        return "this connector has no SEA backend"
+    if backend == "kernel" and not (
+        _importable("databricks.sql.backend.kernel.client") and _importable("databricks_sql_kernel")
+    ):
+        return "the kernel backend is not installed (databricks-sql-connector[kernel])"
+    return None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="comma-separated connector backends the per-backend tests run on "
+        f"(default: all of {', '.join(BACKENDS)}; those not installed are skipped)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "allow_instrumentation_failures: the test provokes internal failures on purpose"
     )
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): the connector backends this test runs on (thrift, sea, kernel); "
+        "marked tests outside tests/instrumentation run per backend too",
+    )
+    chosen = [b.strip() for b in str(config.getoption("--backends")).split(",") if b.strip()]
+    unknown = set(chosen) - set(BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"--backends: unknown backend(s) {sorted(unknown)}")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests that use ``backend`` once per backend: those under tests/instrumentation
+    and those marked ``backends``."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    path = Path(str(metafunc.definition.path)).resolve()
+    if marker is None and not any(d in path.parents for d in _PER_BACKEND_DIRS):
+        return
+    allowed = marker.args if marker is not None else BACKENDS
+    chosen = str(metafunc.config.getoption("--backends")).split(",")
+    params = []
+    for backend in BACKENDS:
+        if backend not in allowed or backend not in chosen:
+            continue
+        missing = backend_missing(backend)
+        marks = [pytest.mark.skip(reason=missing)] if missing else []
+        params.append(pytest.param(backend, id=backend, marks=marks))
+    if not params:
+        # Every backend this test runs on was left out: one skipped instance says so.
+        params.append(
+            pytest.param(
+                allowed[0], id=allowed[0], marks=pytest.mark.skip(reason="backend not chosen")
+            )
+        )
+    metafunc.parametrize("backend", params, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The connector backend of this test's connections (``thrift`` unless parametrized)."""
+    return str(getattr(request, "param", "thrift"))
+
+
+class BackendWarehouse(LocalWarehouse):
+    """A local warehouse whose ``connect_kwargs`` open connections on one backend (unless the
+    caller names one)."""
+
+    def __init__(self, backend: str = "thrift", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backend = backend
+
+    def connect_kwargs(
+        self, catalog: str | None = "main", schema: str | None = "default", **extra: Any
+    ) -> dict[str, Any]:
+        kwarg = _BACKEND_KWARG.get(self.backend)
+        if kwarg is not None and not ({"use_sea", "use_kernel"} & set(extra)):
+            extra[kwarg] = True
+        kwargs = super().connect_kwargs(catalog, schema, **extra)
+        if extra.get("use_sea") and "enable_telemetry" not in extra and _native_turned_off(kwargs):
+            # The SEA form turns the driver's own telemetry off: it would go to port 80 (the
+            # origin without its port). When the instrumentation turns it off anyway, the
+            # connection is left as an application leaves it, for the Databricks export to
+            # decide as on any backend (an explicit enable_telemetry=False opts out of it).
+            del kwargs["enable_telemetry"]
+        return kwargs
+
+
+def _native_turned_off(kwargs: dict[str, Any]) -> bool:
+    """Whether the active instrumentation turns the driver's own telemetry off for a connection
+    made with ``kwargs`` minus their ``enable_telemetry``."""
+    runtime = active_runtime()
+    if runtime is None or runtime.exporter is None:
+        return False
+    without = {k: v for k, v in kwargs.items() if k != "enable_telemetry"}
+    override = runtime.exporter.native_telemetry_kwargs(without, runtime.options)
+    return override.get("enable_telemetry") is False
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +170,10 @@ def shared_warehouse() -> Iterator[LocalWarehouse]:
 
 
 @pytest.fixture
-def warehouse() -> Iterator[LocalWarehouse]:
-    """A fresh warehouse (fresh host: no process-global driver state shared across tests)."""
-    with LocalWarehouse() as wh:
+def warehouse(backend: str) -> Iterator[LocalWarehouse]:
+    """A fresh warehouse (fresh host: no process-global driver state shared across tests)
+    whose ``connect_kwargs`` connect on the test's ``backend``."""
+    with BackendWarehouse(backend) as wh:
         wh.execute_sql(
             "CREATE TABLE orders AS SELECT i AS id, 'customer_' || (i % 50) AS customer, "
             "i * 1.5 AS amount FROM range(1000) t(i)"

@@ -95,7 +95,7 @@ HTTP_PATH: Final = "databricks.http_path"
 WAREHOUSE_ID: Final = "databricks.warehouse.id"
 CATALOG: Final = "databricks.catalog"
 SCHEMA: Final = "databricks.schema"
-BACKEND: Final = "databricks.backend"  # "thrift" | "sea"
+BACKEND: Final = "databricks.backend"  # "thrift" | "sea" | "kernel"
 AUTH_MECH: Final = "databricks.auth.mechanism"  # "PAT" | "OAUTH" | "OTHER"
 
 OPERATION_TYPE: Final = "databricks.operation.type"  # EXECUTE_STATEMENT, LIST_TABLES, ...

@@ -172,8 +172,12 @@ def _session_id(conn: Any) -> str | None:
 
 
 def _backend_of(session: Any) -> str:
-    # The kernel speaks the Statement Execution API too: recorded as "sea", as its mode is.
-    if getattr(session, "use_sea", False) or getattr(session, "use_kernel", False):
+    # The session's, not the arguments': the connector reopens a session that a warehouse
+    # refused over Thrift on the kernel. The kernel talks the Statement Execution API, so its
+    # wire ``mode`` is SEA (export/wire_format.py); spans name the client that ran it.
+    if getattr(session, "use_kernel", False):
+        return "kernel"
+    if getattr(session, "use_sea", False):
         return "sea"
     return "thrift"
 

@@ -120,7 +120,7 @@ def endpoint_of(server_hostname: str, http_path: str, kwargs: Mapping[str, Any])
         port = 80 if scheme == "http" else 443
     catalog = kwargs.get("catalog")
     schema = kwargs.get("schema")
-    backend = "sea" if kwargs.get("use_sea") or kwargs.get("use_kernel") else "thrift"
+    backend = "kernel" if kwargs.get("use_kernel") else "sea" if kwargs.get("use_sea") else "thrift"
     return Endpoint(
         scheme=scheme,
         host=address.lower(),

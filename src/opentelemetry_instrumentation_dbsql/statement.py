@@ -81,6 +81,7 @@ class StatementTracker:
         "fetch_calls",
         "fetch_ns",
         "inline_bytes",
+        "local_statement_id",
         "lock",
         "method",
         "metric_attributes",
@@ -89,6 +90,7 @@ class StatementTracker:
         "poll_ns",
         "protocol_sqlstate",
         "ready_ns",
+        "reported_modified_rows",
         "result_done",
         "result_format",
         "result_recorder",
@@ -140,6 +142,12 @@ class StatementTracker:
         # operationCompleted - operationStarted of the final status response: the server's own
         # time for the statement (Thrift only: the other backends do not send it).
         self.server_duration_ms: int | None = None
+        # Modified rows the server reported for the latest execution where the driver's result
+        # set keeps none (the SEA status, the kernel's count); None: not reported.
+        self.reported_modified_rows: int | None = None
+        # The driver's id for this statement is its own, not the server's (the kernel's
+        # metadata calls): it is not recorded as the statement id.
+        self.local_statement_id = False
         self.retries = 0
         self.round_trips = 0
         self.result_format: str | None = None

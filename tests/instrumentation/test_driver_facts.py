@@ -37,7 +37,6 @@ def _has_module(name: str) -> bool:
         return False
 
 
-HAS_SEA = _has_module("databricks.sql.backend.sea")
 # Releases before 4.1 keep host, port and auth on the connection and forget the http path,
 # catalog and schema once connected.
 LEGACY_LAYOUT = not _has_module("databricks.sql.session")
@@ -101,7 +100,10 @@ def test_span_and_records_name_the_same_auth_mechanism(
     spans: tuple[DbsqlInstrumentor, InMemorySpanExporter],
     auth: Callable[[LocalWarehouse], dict[str, Any]],
     mechanism: str,
+    backend: str,
 ) -> None:
+    if backend == "kernel":
+        mechanism = "PAT"  # given a token too, the kernel authenticates with the token
     instrumentor, exporter = spans
     kwargs = warehouse.connect_kwargs(
         force_enable_telemetry=True,  # exported whatever the flag says
@@ -125,24 +127,16 @@ def test_span_and_records_name_the_same_auth_mechanism(
     assert attributes.get(attr.AUTH_MECH) == mechanism
     params = [e["driver_connection_params"] for e in events()]
     assert {p.get("auth_mech") for p in params} == {mechanism}
-    assert {p.get("mode") for p in params} == {mode_for_backend(str(attributes[attr.BACKEND]))}
+    assert attributes[attr.BACKEND] == backend
+    assert {p.get("mode") for p in params} == {mode_for_backend(backend)}
+    assert {p.get("mode") for p in params} == {"THRIFT" if backend == "thrift" else "SEA"}
     assert {p.get("http_path") for p in params} == {attributes[attr.HTTP_PATH]}
 
 
-@pytest.mark.parametrize(
-    "use_sea",
-    [
-        False,
-        pytest.param(
-            True, marks=pytest.mark.skipif(not HAS_SEA, reason="connector without SEA backend")
-        ),
-    ],
-    ids=["thrift", "sea"],
-)
 def test_a_connection_opened_before_instrumenting_has_the_same_endpoint(
-    warehouse: LocalWarehouse, use_sea: bool
+    warehouse: LocalWarehouse, backend: str
 ) -> None:
-    kwargs = warehouse.connect_kwargs(use_sea=use_sea, _retry_stop_after_attempts_count=1)
+    kwargs = warehouse.connect_kwargs(_retry_stop_after_attempts_count=1)
     early = databricks.sql.connect(**kwargs)
     instrumentor = DbsqlInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:  # a singleton: start uninstrumented
@@ -156,7 +150,7 @@ def test_a_connection_opened_before_instrumenting_has_the_same_endpoint(
         assert (adopted.address, adopted.port, adopted.backend) == (
             endpoint.address,
             endpoint.port,
-            "sea" if use_sea else "thrift",
+            backend,
         )
         if not LEGACY_LAYOUT:
             assert adopted == endpoint
@@ -181,5 +175,6 @@ def test_no_auth_provider_is_no_mechanism() -> None:
     params = connection_params(facts)
     assert params.auth_mech is None
     assert facts.auth_flow is None
-    assert facts.endpoint.backend == "sea"
+    # Spans name the kernel; on the wire it is SEA, the protocol it talks (as it says itself).
+    assert facts.endpoint.backend == "kernel"
     assert params.mode == "SEA"

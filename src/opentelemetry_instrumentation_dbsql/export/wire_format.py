@@ -36,7 +36,9 @@ DRIVER_NAME = "Databricks SQL Python Connector"
 # names the application.
 USER_AGENT_PRODUCT = f"opentelemetry-instrumentation-dbsql/{__version__}"
 
-_MODES = {"thrift": "THRIFT", "sea": "SEA"}
+# ``DatabricksClientType``. The kernel backend talks the Statement Execution API: its own
+# telemetry says SEA (connector 4.9 reports THRIFT for it, but sends nothing on that path).
+_MODES = {"thrift": "THRIFT", "sea": "SEA", "kernel": "SEA"}
 
 _getrandbits = random.getrandbits
 # The version (4) and variant (RFC 4122) bits of a UUID, as a 128-bit integer.
@@ -200,7 +202,8 @@ class ConnectionContext:
 
 
 def mode_for_backend(backend: str | None) -> str | None:
-    """``thrift``/``sea`` to the ``DatabricksClientType`` value (None for anything else)."""
+    """``thrift``/``sea``/``kernel`` to the ``DatabricksClientType`` value (None for anything
+    else)."""
     if backend is None:
         return None
     return _MODES.get(backend.lower())

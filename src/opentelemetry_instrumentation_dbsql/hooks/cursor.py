@@ -16,6 +16,7 @@ from opentelemetry_instrumentation_dbsql.hooks.lifecycle import (
     finish_result,
     finish_statement_failed,
     finish_statement_ok,
+    modified_rows,
 )
 from opentelemetry_instrumentation_dbsql.hooks.query_tags import query_tags_with_context
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
@@ -375,8 +376,8 @@ def _batch_event(batch: StatementTracker, instance: Any, started: int) -> None:
             attr.STATEMENT_ID: _safe_query_id(instance) or "",
             attr.BATCH_LATENCY_MS: (time.perf_counter_ns() - started) // 1_000_000,
         }
-        modified = getattr(getattr(instance, "active_result_set", None), "num_modified_rows", None)
-        if isinstance(modified, int) and not isinstance(modified, bool) and modified >= 0:
+        modified = modified_rows(batch, getattr(instance, "active_result_set", None))
+        if modified is not None:
             event[attr.ROWS_MODIFIED] = modified
             batch.batch_modified = (batch.batch_modified or 0) + modified
         if batch.batch_events < _MAX_BATCH_EVENTS:

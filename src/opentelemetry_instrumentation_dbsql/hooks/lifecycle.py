@@ -44,7 +44,8 @@ _FORMAT_BY_QUEUE = {
     "ThriftCloudFetchQueue": "EXTERNAL_LINKS",
     "CloudFetchQueue": "EXTERNAL_LINKS",
     "SeaCloudFetchQueue": "EXTERNAL_LINKS",
-    "JsonQueue": "JSON_INLINE",
+    # The Statement Execution API's inline JSON rows; the kernel's telemetry names the format so.
+    "JsonQueue": "INLINE_JSON",
 }
 
 
@@ -169,6 +170,21 @@ def describe_result(tracker: StatementTracker, result_set: object) -> None:
         tracker.compressed = False
 
 
+def modified_rows(tracker: StatementTracker, result_set: object) -> int | None:
+    """The rows the latest execution modified: the driver's result set's count, else the one
+    the server reported to a hook (SEA status, kernel); None when neither says."""
+    modified = getattr(result_set, "num_modified_rows", None)
+    reported, tracker.reported_modified_rows = tracker.reported_modified_rows, None
+    if type(modified) is int and modified >= 0:
+        return modified
+    return reported
+
+
+def statement_id_for(tracker: StatementTracker, cursor: object) -> str | None:
+    """The server's id of the statement, from the cursor (None when the driver made it up)."""
+    return None if tracker.local_statement_id else statement_id_of(cursor)
+
+
 def _write_execute_totals(recorder: SpanRecorder, tracker: StatementTracker) -> None:
     # Zero counts are left out: every attribute costs the SDK a validation, and absent reads
     # as zero (to users and to the aggregation processor alike). Written to the dict directly:
@@ -224,7 +240,7 @@ def delivered_rows(result_set: object) -> int | None:
 def _identify(tracker: StatementTracker, cursor: object) -> SpanRecorder:
     """The statement id the server gave (known once the driver returns), on the span."""
     recorder = tracker.statement_recorder
-    tracker.statement_id = statement_id_of(cursor)
+    tracker.statement_id = statement_id_for(tracker, cursor)
     recorder.set(attr.STATEMENT_ID, tracker.statement_id)
     recorder.set(attr.SESSION_ID, tracker.connection.session_id)
     return recorder
@@ -240,10 +256,10 @@ def finish_statement_ok(tracker: StatementTracker, cursor: object) -> None:
         rows: int | None = None
         if result_set is not None:
             describe_result(tracker, result_set)
-            modified = getattr(result_set, "num_modified_rows", None)
+            modified = modified_rows(tracker, result_set)
             if tracker.batch_modified is not None:
                 recorder.set(attr.ROWS_MODIFIED, tracker.batch_modified)
-            elif isinstance(modified, int) and modified >= 0:
+            elif modified is not None:
                 recorder.set(attr.ROWS_MODIFIED, modified)
             status = getattr(result_set, "status", None)
             if getattr(status, "name", None) == "CANCELLED":
@@ -290,6 +306,10 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
         end_ns = time.time_ns()
         recorder = _identify(tracker, cursor)
         recorder.set(attr.ROWS_MODIFIED, tracker.batch_modified)  # members done before it
+        if tracker.cancelled:
+            # The REST backends raise for a statement cancelled while it ran (Thrift returns).
+            recorder.set(attr.CANCELLED, True)
+            recorder.add_event(attr.EVENT_CANCELLED, {})
         info = recorder.record_error(exc, sqlstate=tracker.protocol_sqlstate)
         _write_execute_totals(recorder, tracker)
         _write_server_time(recorder, tracker, end_ns)
