@@ -52,18 +52,6 @@ def poll_for_status(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwar
         tracker.poll_ns += time.perf_counter_ns() - started
 
 
-def check_response_status(
-    wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
-) -> Any:
-    """The driver's check of a response's ``TStatus``: on failure, keep its ``sqlState``."""
-    try:
-        return wrapped(*args, **kwargs)
-    except Exception:
-        response = kwargs.get("response", args[0] if args else None)
-        _note_protocol_sqlstate(getattr(response, "status", None))
-        raise
-
-
 def check_operation_state(
     wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
 ) -> Any:

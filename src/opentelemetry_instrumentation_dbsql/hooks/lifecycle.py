@@ -13,6 +13,7 @@ from opentelemetry import context as otel_context
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql import query_text
+from opentelemetry_instrumentation_dbsql.hooks.failed_response import sqlstate_of_failed_response
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 from opentelemetry_instrumentation_dbsql.hooks.statement_metrics import (
     record_result_metrics,
@@ -310,7 +311,8 @@ def finish_statement_failed(tracker: StatementTracker, cursor: object, exc: Base
             # The REST backends raise for a statement cancelled while it ran (Thrift returns).
             recorder.set(attr.CANCELLED, True)
             recorder.add_event(attr.EVENT_CANCELLED, {})
-        info = recorder.record_error(exc, sqlstate=tracker.protocol_sqlstate)
+        sqlstate = tracker.protocol_sqlstate or sqlstate_of_failed_response(exc)
+        info = recorder.record_error(exc, sqlstate=sqlstate)
         _write_execute_totals(recorder, tracker)
         _write_server_time(recorder, tracker, end_ns)
         tracker.result_done = True

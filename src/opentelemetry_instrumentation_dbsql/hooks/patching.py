@@ -119,15 +119,6 @@ def hook_points() -> list[HookPoint]:
                 ("databricks.sql.backend.thrift_backend", "ThriftDatabricksClient"),
                 ("databricks.sql.thrift_backend", "ThriftBackend"),
             ),
-            "_check_response_for_error",
-            internals.check_response_status,
-            False,
-        ),
-        HookPoint(
-            (
-                ("databricks.sql.backend.thrift_backend", "ThriftDatabricksClient"),
-                ("databricks.sql.thrift_backend", "ThriftBackend"),
-            ),
             "_check_command_not_in_error_or_closed_state",
             internals.check_operation_state,
             False,
