@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import secrets
 import shutil
 import tempfile
@@ -41,6 +43,12 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.staging import (
 )
 from opentelemetry_instrumentation_dbsql.testing.warehouse.thrift_service import ThriftService
 from opentelemetry_instrumentation_dbsql.testing.warehouse.tls import Certificate, self_signed
+
+
+@functools.cache
+def _driver_has_telemetry() -> bool:
+    """Connector releases before the driver's own telemetry (4.0.x) never POST at close."""
+    return importlib.util.find_spec("databricks.sql.telemetry") is not None
 
 
 class LocalWarehouse:
@@ -167,6 +175,7 @@ class LocalWarehouse:
             service is None
             or not service.sessions_opened
             or self.feature_flags.last_answer is False
+            or not _driver_has_telemetry()
         ):
             return
         deadline = time.monotonic() + self._drain_timeout
