@@ -9,6 +9,7 @@ import databricks.sql
 import pytest
 
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
+from opentelemetry_instrumentation_dbsql.export.wire_format import USER_AGENT_PRODUCT
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 
 
@@ -70,8 +71,13 @@ def test_opt_in_through_connect_arguments(
     events = _events_of(warehouse, session_id)
     assert bool(events) is expected
     if connect_extra.get("force_enable_telemetry"):
-        flag_requests = [r for r in warehouse.http_requests if "feature-flags" in r.path]
-        assert not flag_requests  # forced: the server is not asked
+        # Forced: the server is not asked (by this package: the kernel asks for flags of its own).
+        flag_requests = [
+            r
+            for r in warehouse.http_requests
+            if "feature-flags" in r.path and USER_AGENT_PRODUCT in r.headers.get("user-agent", "")
+        ]
+        assert not flag_requests
 
 
 def test_hanging_endpoint_does_not_slow_statements_or_shutdown(

@@ -37,8 +37,8 @@ NATIVE_EVENTS = 1 + STATEMENTS
 OUR_EVENTS = 2 + STATEMENTS  # CREATE_SESSION, statements, DELETE_SESSION
 
 
-def _run(warehouse: LocalWarehouse) -> str:
-    with databricks.sql.connect(**warehouse.connect_kwargs(**WORKLOAD)) as conn:
+def _run(warehouse: LocalWarehouse, **workload: Any) -> str:
+    with databricks.sql.connect(**warehouse.connect_kwargs(**(workload or WORKLOAD))) as conn:
         with conn.cursor() as cursor:
             for i in range(STATEMENTS):
                 cursor.execute(f"SELECT {i} AS n")
@@ -99,6 +99,9 @@ def instrumentor() -> Iterator[DbsqlInstrumentor]:
         instrumentor.uninstrument()
 
 
+# The connector's own telemetry: over SEA it goes to the origin without the warehouse's port
+# (not here); with the kernel the kernel sends its own (compared below for the mode).
+@pytest.mark.backends("thrift")
 def test_export_reports_what_native_telemetry_reports(
     warehouse: LocalWarehouse, instrumentor: DbsqlInstrumentor
 ) -> None:
@@ -165,6 +168,36 @@ def test_export_reports_what_native_telemetry_reports(
 
     assert len(operations(native_events)) == STATEMENTS
     assert operations(our_events) == operations(native_events)
+
+
+@pytest.mark.backends("kernel")
+def test_kernel_mode_is_what_the_kernel_reports(
+    warehouse: LocalWarehouse, instrumentor: DbsqlInstrumentor
+) -> None:
+    """With ``use_kernel`` the kernel sends the driver's telemetry itself (the connector's
+    Python side sends none): the wire says which backend served the statements as it does."""
+    # The kernel sends when asked to (force_enable_telemetry does not reach it).
+    native_session = _run(warehouse, enable_telemetry=True, telemetry_batch_size=1)
+    assert wait_for(lambda: len(_logs(warehouse, native_session)) >= NATIVE_EVENTS)
+    instrumentor.instrument()
+    ours_session = _run(warehouse)
+    instrumentor.uninstrument()  # flushes
+    assert wait_for(lambda: len(_logs(warehouse, ours_session)) >= OUR_EVENTS)
+    ours_logs = _logs(warehouse, ours_session)
+    # The kernel's own telemetry is off while this package exports: every POST is ours.
+    assert all(USER_AGENT_PRODUCT in agent for _, agent in ours_logs)
+
+    def params(session_id: str) -> list[dict[str, Any]]:
+        return [
+            log["entry"]["sql_driver_log"]["driver_connection_params"]
+            for log, _ in _logs(warehouse, session_id)
+        ]
+
+    native = params(native_session)
+    assert {p["mode"] for p in native} == {"SEA"}
+    assert {p["mode"] for p in params(ours_session)} == {"SEA"}
+    assert {p["http_path"] for p in params(ours_session)} == {p["http_path"] for p in native}
+    assert {p["auth_mech"] for p in params(ours_session)} == {p["auth_mech"] for p in native}
 
 
 # -- the same rules for settings the local warehouse cannot show --------------------------------

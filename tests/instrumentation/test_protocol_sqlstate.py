@@ -2,7 +2,9 @@
 
 The Thrift backend raises with the server's message only; a server error whose message has no
 ``SQLSTATE:`` suffix still names its SQLSTATE in ``TStatus.sqlState`` or
-``TGetOperationStatusResp.sqlState``, which the hooks read before the driver drops it.
+``TGetOperationStatusResp.sqlState``, which the hooks read before the driver drops it. The SEA
+backend drops the ``sql_state`` of a failed statement's status the same way (a hook reads it);
+the kernel keeps it on the exception it raises.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ SQLSTATE = "42501"
 @pytest.mark.parametrize("error_style", ["operation", "status"])
 @pytest.mark.parametrize("in_message", [False, True], ids=["protocol-only", "protocol-and-text"])
 def test_sqlstate_of_a_failing_statement(
-    warehouse: Any, telemetry: Telemetry, error_style: str, in_message: bool
+    warehouse: Any, telemetry: Telemetry, backend: str, error_style: str, in_message: bool
 ) -> None:
+    if error_style == "status" and backend != "thrift":
+        # The REST API answers an error status with an HTTP error: its body has no SQLSTATE
+        # field (and the SEA backend does not even read the body). Nothing to record.
+        pytest.skip("a REST error response carries no SQLSTATE field")
     sql = "SELECT secret FROM vault"
     warehouse.script(
         sql,

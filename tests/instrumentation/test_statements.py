@@ -1,4 +1,6 @@
-"""Statement spans and metrics from the real driver against the local warehouse."""
+"""Statement spans and metrics from the real driver against the local warehouse, on each
+backend (``backend``: thrift, sea, kernel). Where a backend keeps a fact out of reach (the
+kernel's polls, pages and downloads run in native code), the test shows it is left out."""
 
 from __future__ import annotations
 
@@ -7,29 +9,33 @@ from typing import Any
 
 import databricks.sql
 import pytest
-from databricks.sql.exc import DatabaseError, ServerOperationError
+from databricks.sql.exc import DatabaseError, Error, ServerOperationError
 from opentelemetry.trace import SpanKind, StatusCode
 
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 from tests.aggregation.helpers import wait_until
-from tests.conftest import Telemetry
+from tests.conftest import Telemetry, cloudfetch_files
 
 DRIVER_VERSION = tuple(int(p) for p in databricks.sql.__version__.split(".")[:2])
 
 STATEMENT = "STATEMENT"
 RESULT = "RESULT"
+# The call each backend polls a running statement's status with (the kernel's are its own).
+STATUS_CALL = {"thrift": "GetOperationStatus", "sea": "GetStatement", "kernel": "GetStatement"}
 
 
 def _attrs(span: Any) -> dict[str, Any]:
     return dict(span.attributes or {})
 
 
-def test_inline_select_makes_one_span(warehouse: Any, telemetry: Telemetry) -> None:
+def test_inline_select_makes_one_span(warehouse: Any, telemetry: Telemetry, backend: str) -> None:
+    sql = "SELECT id, amount FROM orders WHERE id < 10 ORDER BY id"
+    warehouse.script(sql, result_format="arrow")  # SEA asks for links unless told otherwise
     with databricks.sql.connect(
         **warehouse.connect_kwargs(catalog="main", schema="default")
     ) as conn:
         with conn.cursor() as cursor:
-            cursor.execute("SELECT id, amount FROM orders WHERE id < 10 ORDER BY id")
+            cursor.execute(sql)
             rows = cursor.fetchall()
             query_id = statement_id_of(cursor)
         session_id = conn.get_session_id_hex()
@@ -48,20 +54,33 @@ def test_inline_select_makes_one_span(warehouse: Any, telemetry: Telemetry) -> N
     assert attributes["server.port"] == warehouse.port
     assert attributes["databricks.statement.id"] == query_id
     assert attributes["databricks.session.id"] == session_id
-    assert attributes["databricks.result.format"] in ("INLINE_ARROW", "COLUMNAR_INLINE")
+    assert statement.status.status_code is StatusCode.UNSET
+    if backend == "kernel":
+        # The kernel hands its result over as a stream: whether it came whole, and in which
+        # format, is out of sight. A RESULT span covers the stream.
+        assert "databricks.result.format" not in attributes
+        assert attributes["databricks.result.open"] is True
+        (result,) = telemetry.spans_by_role(RESULT)
+        assert _attrs(result)["db.response.returned_rows"] == 10
+        return
+    assert attributes["databricks.result.format"] == "INLINE_ARROW"
     # The whole result came with the execute response: the rows are counted there and no
     # RESULT span follows.
     assert attributes["db.response.returned_rows"] == 10
     assert "databricks.result.open" not in attributes
     assert telemetry.spans_by_role(RESULT) == []
-    assert statement.status.status_code is StatusCode.UNSET
 
 
 def test_paged_select_makes_statement_and_result_spans(
-    warehouse: Any, telemetry: Telemetry
+    warehouse: Any, telemetry: Telemetry, backend: str
 ) -> None:
     sql = "SELECT id FROM orders WHERE id < 10 ORDER BY id"
-    warehouse.script(sql, result_format="arrow", page_size=4)
+    if backend == "sea":
+        # SEA reads only the first chunk of an inline result: its pages are links, one per
+        # GetStatementResultChunk after the first.
+        warehouse.script(sql, result_format="cloudfetch", cloudfetch_files=3)
+    else:
+        warehouse.script(sql, result_format="arrow", page_size=4)
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn:
         with conn.cursor() as cursor:
             cursor.execute(sql)
@@ -80,7 +99,11 @@ def test_paged_select_makes_statement_and_result_spans(
     assert result_attributes["db.response.returned_rows"] == 10
     assert result_attributes["databricks.statement.id"] == query_id
     assert result_attributes["databricks.result.fetch_calls"] == 1
-    assert result_attributes["databricks.result.fetch_round_trips"] >= 2
+    if backend == "kernel":  # the kernel fetches the pages in native code
+        assert "databricks.result.fetch_round_trips" not in result_attributes
+        assert warehouse.rpc_names().count("GetStatementResultChunk") >= 2
+    else:
+        assert result_attributes["databricks.result.fetch_round_trips"] >= 2
     assert result_attributes["databricks.result.close_reason"] == "closed"
     assert result.start_time >= statement.end_time
 
@@ -98,22 +121,39 @@ def test_fetchone_loop_makes_no_span_per_row(warehouse: Any, telemetry: Telemetr
     statements = telemetry.spans_by_role(STATEMENT)
     counted = [_attrs(telemetry.consumption(s))["db.response.returned_rows"] for s in statements]
     assert counted == [1000, 5]
-    assert len(telemetry.spans()) <= 6  # connect, 2 statements, at most 2 results, close
+    # connect, 2 statements, at most 2 results, close (and SEA's CloudFetch downloads)
+    assert len([s for s in telemetry.spans() if s.name.split()[0] != "download"]) <= 6
+
+
+# The format each backend records for each form the warehouse serves (None: not recorded).
+FORMATS = {
+    "thrift": {
+        "columnar": "COLUMNAR_INLINE",
+        "arrow": "INLINE_ARROW",
+        "cloudfetch": "EXTERNAL_LINKS",
+    },
+    "sea": {"columnar": "INLINE_JSON", "arrow": "INLINE_ARROW", "cloudfetch": "EXTERNAL_LINKS"},
+    "kernel": {"columnar": None, "arrow": None, "cloudfetch": None},
+}
 
 
 @pytest.mark.parametrize(
-    ("result_format", "expected", "lz4"),
-    [
-        ("columnar", "COLUMNAR_INLINE", False),
-        ("arrow", "INLINE_ARROW", True),
-        ("cloudfetch", "EXTERNAL_LINKS", True),
-    ],
+    ("result_format", "lz4"),
+    [("columnar", False), ("arrow", True), ("cloudfetch", True)],
 )
 def test_result_formats_are_recorded(
-    warehouse: Any, telemetry: Telemetry, result_format: str, expected: str, lz4: bool
+    warehouse: Any, telemetry: Telemetry, backend: str, result_format: str, lz4: bool
 ) -> None:
+    if backend == "kernel" and result_format == "columnar":
+        pytest.skip("the kernel asks for Arrow only: it fails on JSON rows")
+    expected = FORMATS[backend][result_format]
     sql = "SELECT i AS n FROM range(20000) t(i)"
-    warehouse.script(sql, result_format=result_format, lz4=lz4, page_size=5000, cloudfetch_files=4)
+    # SEA reads only the first chunk of an inline result: one chunk there.
+    pages = None if backend == "sea" and result_format != "cloudfetch" else 5000
+    files = cloudfetch_files(backend, 4)
+    warehouse.script(
+        sql, result_format=result_format, lz4=lz4, page_size=pages, cloudfetch_files=files
+    )
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
         cursor.execute(sql)
         rows = cursor.fetchall()
@@ -121,12 +161,17 @@ def test_result_formats_are_recorded(
     assert len(rows) == 20000
     assert rows[-1][0] == 19999
     (statement,) = telemetry.spans_by_role(STATEMENT)
-    (result,) = telemetry.spans_by_role(RESULT)
+    assert _attrs(telemetry.consumption(statement))["db.response.returned_rows"] == 20000
+    if expected is None:  # the kernel: format, compression, chunks and bytes are out of sight
+        for name in ("format", "compressed", "chunks.present", "bytes"):
+            assert "databricks.result." + name not in _attrs(statement)
+        assert telemetry.spans_by_role("CHUNK_DOWNLOAD") == []
+        return
     assert _attrs(statement)["databricks.result.format"] == expected
-    assert _attrs(result)["db.response.returned_rows"] == 20000
-    if expected != "COLUMNAR_INLINE":
+    if expected not in ("COLUMNAR_INLINE", "INLINE_JSON"):
         assert _attrs(statement)["databricks.result.compressed"] is lz4
     if expected == "EXTERNAL_LINKS":
+        (result,) = telemetry.spans_by_role(RESULT)
         downloads = telemetry.spans_by_role("CHUNK_DOWNLOAD")
         assert len(downloads) == 4
         served = warehouse.served[query_id]
@@ -142,24 +187,32 @@ def test_result_formats_are_recorded(
             for value in _attrs(download).values():
                 assert "http" not in str(value).lower()  # never a pre-signed URL
         assert _attrs(result)["databricks.result.chunks.iterated"] == 4
+        assert _attrs(result)["databricks.result.chunks.present"] == 4
         # Each span reports the bytes of its own phase; together they are what was served.
         phases = _attrs(statement).get("databricks.result.bytes", 0) + _attrs(result).get(
             "databricks.result.bytes", 0
         )
         if DRIVER_VERSION >= (4, 1):
             assert phases == served.compressed_bytes
+    elif expected == "INLINE_ARROW" and backend == "sea":
+        # One attachment: its Arrow bytes, as received, are the result's bytes.
+        assert _attrs(statement)["databricks.result.bytes"] > 0
 
 
-def test_polls_are_counted(warehouse: Any, telemetry: Telemetry) -> None:
+def test_polls_are_counted(warehouse: Any, telemetry: Telemetry, backend: str) -> None:
     sql = "SELECT 42 AS answer"
     warehouse.script(sql, running_polls=3, poll_delay=0.01)
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
         cursor.execute(sql)
         assert cursor.fetchall()[0][0] == 42
     (statement,) = telemetry.spans_by_role(STATEMENT)
-    polls = warehouse.rpc_names().count("GetOperationStatus")
+    polls = warehouse.rpc_names().count(STATUS_CALL[backend])
     assert polls >= 3
+    if backend == "kernel":  # the kernel polls in native code
+        assert "databricks.status_polls.count" not in _attrs(statement)
+        return
     assert _attrs(statement)["databricks.status_polls.count"] == polls
+    assert _attrs(statement)["databricks.status_polls.latency_ms"] >= 0
 
 
 def test_server_error_passes_through_unchanged(warehouse: Any, telemetry: Telemetry) -> None:
@@ -191,12 +244,16 @@ def test_scripted_status_error_is_database_error(warehouse: Any, telemetry: Tele
     assert _attrs(statement)["error.type"].startswith("databricks.sql.exc.")
 
 
-def test_dml_rows_modified(warehouse: Any, telemetry: Telemetry) -> None:
+def test_dml_rows_modified(warehouse: Any, telemetry: Telemetry, backend: str) -> None:
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
         cursor.execute("UPDATE orders SET amount = 0 WHERE id < 7")
         rowcount = cursor.rowcount
     (statement,) = telemetry.spans_by_role(STATEMENT)
-    if DRIVER_VERSION >= (4, 9):  # the driver reports modified rows since 4.9
+    if backend == "sea":
+        # The status says 7; the SEA backend drops it (rowcount -1), the span keeps it.
+        assert rowcount == -1
+        assert _attrs(statement)["databricks.rows.modified"] == 7
+    elif backend == "kernel" or DRIVER_VERSION >= (4, 9):  # Thrift reports them since 4.9
         assert rowcount == 7
         assert _attrs(statement)["databricks.rows.modified"] == 7
     assert statement.name.startswith("UPDATE")
@@ -222,7 +279,9 @@ def test_executemany_is_one_span(warehouse: Any, telemetry: Telemetry) -> None:
     assert "value" not in str(attributes)  # parameters are not captured by default
 
 
-def test_executemany_carries_the_batch_totals(warehouse: Any, telemetry: Telemetry) -> None:
+def test_executemany_carries_the_batch_totals(
+    warehouse: Any, telemetry: Telemetry, backend: str
+) -> None:
     warehouse.execute_sql("CREATE TABLE kv (k INT, v STRING)")
     warehouse.execute_sql("INSERT INTO kv SELECT i, 'x' FROM range(10) r(i)")
     # Members modify 1, 2, 0, 3 and 4 rows: 10 in all.
@@ -235,8 +294,9 @@ def test_executemany_carries_the_batch_totals(warehouse: Any, telemetry: Telemet
     (batch,) = telemetry.spans_by_role(STATEMENT)
     members = [e for e in batch.events if e.name == "databricks.batch.statement"]
     assert len(members) == len(bounds)
-    if DRIVER_VERSION >= (4, 9):  # the driver reports modified rows since 4.9
-        assert rowcount == 10
+    counted = backend != "thrift" or DRIVER_VERSION >= (4, 9)  # Thrift: since 4.9
+    if counted:
+        assert rowcount == (-1 if backend == "sea" else 10)  # SEA drops the status's count
         assert _attrs(batch)["databricks.rows.modified"] == 10
         per_member = [(e.attributes or {})["databricks.rows.modified"] for e in members]
         assert per_member == [hi - lo for lo, hi in bounds]
@@ -248,11 +308,12 @@ def test_executemany_carries_the_batch_totals(warehouse: Any, telemetry: Telemet
     }
     ids = [(e.attributes or {})["databricks.statement.id"] for e in members]
     assert sorted(records) == sorted(ids)  # one record per member, none twice
-    if DRIVER_VERSION >= (4, 9):
+    if counted:
         assert records[last_id].rows_modified == 10  # the batch's own record: its totals
 
 
 def test_execute_async_span_covers_lifetime(warehouse: Any, telemetry: Telemetry) -> None:
+    # Every backend's async statement is polled through the connector (get_query_state).
     sql = "SELECT 7 AS seven"
     warehouse.script(sql, completion_delay=0.3)
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
@@ -269,20 +330,27 @@ def test_execute_async_span_covers_lifetime(warehouse: Any, telemetry: Telemetry
 
 
 @pytest.mark.parametrize(
-    ("method", "args", "operation_type"),
+    ("method", "kwargs", "operation_type"),
     [
-        ("catalogs", (), "LIST_CATALOGS"),
-        ("schemas", (), "LIST_SCHEMAS"),
-        ("tables", (), "LIST_TABLES"),
-        ("columns", (), "LIST_COLUMNS"),
+        ("catalogs", {}, "LIST_CATALOGS"),
+        ("schemas", {"catalog_name": "main"}, "LIST_SCHEMAS"),  # SEA needs the catalog
+        ("tables", {}, "LIST_TABLES"),
+        ("columns", {"catalog_name": "main"}, "LIST_COLUMNS"),
     ],
 )
 def test_metadata_calls(
-    warehouse: Any, telemetry: Telemetry, method: str, args: tuple[Any, ...], operation_type: str
+    warehouse: Any,
+    telemetry: Telemetry,
+    backend: str,
+    *,
+    method: str,
+    kwargs: dict[str, Any],
+    operation_type: str,
 ) -> None:
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
-        getattr(cursor, method)(*args)
+        getattr(cursor, method)(**kwargs)
         rows = cursor.fetchall()
+        query_id = cursor.query_id
     assert rows
     (statement,) = telemetry.spans_by_role(STATEMENT)
     attributes = _attrs(statement)
@@ -290,31 +358,49 @@ def test_metadata_calls(
     assert attributes["databricks.statement.type"] == "METADATA"
     assert attributes["db.operation.name"] == method
     assert _attrs(telemetry.consumption(statement))["db.response.returned_rows"] == len(rows)
+    if backend == "kernel":
+        # The connector makes the id of a kernel metadata call up: it is not the server's.
+        assert "databricks.statement.id" not in attributes
+    else:
+        assert attributes["databricks.statement.id"] == query_id
 
 
-def test_cancel_from_another_thread(warehouse: Any, telemetry: Telemetry) -> None:
+def test_cancel_from_another_thread(warehouse: Any, telemetry: Telemetry, backend: str) -> None:
     sql = "SELECT 1 AS slow"
     warehouse.script(sql, completion_delay=30.0)  # finishes only if the cancel failed
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
 
+        def running() -> bool:
+            if backend == "kernel":  # the cursor learns the id only when execute() ends
+                return STATUS_CALL[backend] in warehouse.rpc_names()
+            return cursor.active_command_id is not None
+
         def cancel_once_running() -> None:
-            wait_until(lambda: cursor.active_command_id is not None, "the statement to start")
+            wait_until(running, "the statement to start")
             cursor.cancel()
 
         thread = threading.Thread(target=cancel_once_running)
         thread.start()
-        cursor.execute(sql)  # a cancelled execute() returns
+        if backend == "thrift":
+            cursor.execute(sql)  # a cancelled execute() returns
+        else:
+            with pytest.raises(Error):  # the REST backends raise
+                cursor.execute(sql)
         thread.join()
     (statement,) = telemetry.spans_by_role(STATEMENT)
     attributes = _attrs(statement)
     assert attributes["databricks.statement.cancelled"] is True
     assert any(e.name == "databricks.statement.cancelled" for e in statement.events)
     assert statement.status.status_code is StatusCode.ERROR
+    assert attributes["databricks.statement.id"] in warehouse.served
     (cancel,) = telemetry.spans_by_role("CANCEL")
-    assert _attrs(cancel)["databricks.statement.id"] == attributes["databricks.statement.id"]
+    if backend == "kernel":  # unknown to the connector while the kernel runs it
+        assert "databricks.statement.id" not in _attrs(cancel)
+    else:
+        assert _attrs(cancel)["databricks.statement.id"] == attributes["databricks.statement.id"]
 
 
-def test_connect_and_close_spans(warehouse: Any, telemetry: Telemetry) -> None:
+def test_connect_and_close_spans(warehouse: Any, telemetry: Telemetry, backend: str) -> None:
     conn = databricks.sql.connect(**warehouse.connect_kwargs(catalog="main", schema="default"))
     session_id = conn.get_session_id_hex()
     conn.close()
@@ -327,7 +413,7 @@ def test_connect_and_close_spans(warehouse: Any, telemetry: Telemetry) -> None:
     assert attributes["databricks.warehouse.id"] == warehouse.warehouse_id
     assert attributes["databricks.catalog"] == "main"
     assert attributes["databricks.schema"] == "default"
-    assert attributes["databricks.backend"] == "thrift"
+    assert attributes["databricks.backend"] == backend
     (close,) = telemetry.spans_by_role("DELETE_SESSION")
     assert _attrs(close)["databricks.session.id"] == session_id
 

@@ -18,10 +18,20 @@ needs_query_tags = pytest.mark.skipif(
 )
 
 
-def _sent_overlays(warehouse: Any) -> list[dict[str, str]]:
-    return [
-        dict(r.request.confOverlay or {}) for r in warehouse.rpcs if r.name == "ExecuteStatement"
-    ]
+def _sent_tags(warehouse: Any) -> list[dict[str, str] | None]:
+    """The query tags each ExecuteStatement carried (None: none): Thrift sends them as
+    ``key:value,...`` in ``confOverlay["query_tags"]``, the REST API as ``{key, value}``s."""
+    sent: list[dict[str, str] | None] = []
+    for r in warehouse.rpcs:
+        if r.name != "ExecuteStatement":
+            continue
+        if r.protocol == "rest":
+            items = r.request.get("query_tags")
+            sent.append({i["key"]: i["value"] for i in items} if items else None)
+        else:
+            text = dict(r.request.confOverlay or {}).get("query_tags")
+            sent.append(dict(i.split(":", 1) for i in text.split(",")) if text else None)
+    return sent
 
 
 def _statement_spans(telemetry: Telemetry) -> list[Any]:
@@ -43,7 +53,7 @@ def test_tags_become_span_attributes(warehouse: Any, telemetry: Telemetry) -> No
     assert second.attributes["databricks.tag.team"] == "data-eng"
     assert not any(k.startswith("databricks.tag.") for k in third.attributes)
     # Without propagation, nothing extra reaches the server.
-    assert all("query_tags" not in o for o in _sent_overlays(warehouse))
+    assert _sent_tags(warehouse) == [None, None, None]
 
 
 @needs_query_tags
@@ -60,6 +70,5 @@ def test_traceparent_and_tags_reach_the_server(warehouse: Any) -> None:
     context = span.context
     flags = int(context.trace_flags)
     expected = f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}"
-    (overlay,) = [o for o in _sent_overlays(warehouse) if "query_tags" in o]
-    tags = dict(item.split(":", 1) for item in overlay["query_tags"].split(","))
+    (tags,) = _sent_tags(warehouse)
     assert tags == {"app": "billing", "team": "data-eng", "traceparent": expected}
