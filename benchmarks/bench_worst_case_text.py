@@ -90,6 +90,7 @@ def build_cases() -> dict[str, Case]:
         "nested WITH lists": _case(_fill("", "WITH a (", cap)),
         "nested brackets": _case(_fill("SELECT * FROM ", "(SELECT * FROM ", cap)),
         "qualified name": _case(_fill("SELECT * FROM ", "a.", cap, "a")),
+        "one-character tokens": _case(_fill("SELECT 1", ",1", cap)),
         "sqlstate then spaces": _case(_fill("SELECT sqlstate", " ", 8_000, "FROM t"), _plain_echo),
         "error class look-alike": _case(_fill("SELECT m[KEYS", ".A", 5_000_000), _plain_echo),
         "echo of 5 MB INSERT": _case(five_mb),

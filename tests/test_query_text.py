@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import operator
 import random
+import re
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple, SupportsIndex, overload
 
@@ -148,6 +149,21 @@ _DATABRICKS: dict[str, Case] = {
         "INSERT",
         None,
     ),
+    # Databricks makes AS optional: WITH name [(columns)] [AS] (query).
+    "cte_without_as": Case(
+        "WITH a (SELECT * FROM x) SELECT * FROM a",
+        "WITH a (SELECT * FROM x) SELECT * FROM a",
+        "SELECT x SELECT",
+        "SELECT",
+        "x",
+    ),
+    "cte_columns_without_as": Case(
+        "WITH a (c1, c2) (SELECT * FROM x), b AS (SELECT 1) SELECT * FROM a, b",
+        "WITH a (c1, c2) (SELECT * FROM x), b AS (SELECT ?) SELECT * FROM a, b",
+        "SELECT x SELECT SELECT",
+        "SELECT",
+        "x",
+    ),
     "values": Case("VALUES (1, 'a'), (2, 'b')", "VALUES (?, ?), (?, ?)", "VALUES", "VALUES", None),
     "insert_values": Case(
         "INSERT INTO t VALUES (1, 'a', TRUE, NULL)",
@@ -222,6 +238,10 @@ _DATABRICKS: dict[str, Case] = {
     "set_raw_value": Case("SET my.token=abc-123 def", "SET my.token=?", "SET", "SET", None),
     "set_value_with_semicolon": Case(
         "SET k = 'a;b' ; SELECT 1", "SET k = ? ; SELECT ?", "SET SELECT", "SET", None
+    ),
+    # The value ends at the next ";" token: a ";" in a comment does not end it.
+    "set_value_with_comment": Case(
+        "SET k = a /* ; */ b; SELECT 1", "SET k = ?; SELECT ?", "SET SELECT", "SET", None
     ),
     "set_variable": Case("SET VAR x = 5 + y", "SET VAR x = ? + y", "SET", "SET", None),
     "set_time_zone": Case("SET TIME ZONE 'UTC'", "SET TIME ZONE ?", "SET", "SET", None),
@@ -313,6 +333,14 @@ _DATABRICKS: dict[str, Case] = {
         "SELECT",
         "SELECT",
         None,
+    ),
+    # A run of dotted numbers is one literal (its inner digits were kept as a name before).
+    "dotted_numbers": Case(
+        "SELECT 1.1.1, x FROM t WHERE ip = 10.0.0.1 AND v = 1.5e3.2",
+        "SELECT ?, x FROM t WHERE ip = ? AND v = ??",
+        "SELECT t",
+        "SELECT",
+        "t",
     ),
     "string_escapes": Case(
         "SELECT 'It\\'s', \"dq \\\" x\", 'a''b', '\\\\' FROM t",
@@ -451,6 +479,21 @@ _DATABRICKS: dict[str, Case] = {
         "SELECT `a, 'secret' FROM t", "SELECT `a, ? FROM t", "SELECT t", "SELECT", "t"
     ),
     "unterminated_comment": Case("SELECT 1 /* 'secret' ", "SELECT ?", "SELECT", "SELECT", None),
+    "comments_nested_four_deep": Case(
+        "SELECT 1 /* 1 /* 2 /* 3 /* 4 */ */ */ */ FROM t",
+        "SELECT ?  FROM t",
+        "SELECT t",
+        "SELECT",
+        "t",
+    ),
+    # Deeper nesting is left to the end of the text, as an unterminated comment is.
+    "comment_nested_five_deep": Case(
+        "SELECT 1 /* 1 /* 2 /* 3 /* 4 /* 5 */ */ */ */ */ FROM t",
+        "SELECT ?",
+        "SELECT",
+        "SELECT",
+        None,
+    ),
 }
 
 
@@ -694,24 +737,33 @@ def test_backtick_text_that_cannot_be_a_name_is_a_literal() -> None:
 
 # --------------------------------------------------------------------------- worst cases
 #
-# Linear work, checked without a clock: the scanners search the text only with ``str.find``,
-# so counting the characters those calls read shows whether a character is read once or once
-# per opener, escape or quote; the summary pass reads tokens by index.
+# Linear work, checked without a clock: the lexer hands the text to one regular expression a
+# window at a time, so counting the characters the pattern is given shows whether a character
+# is lexed once or again and again; the summary pass reads tokens by index.
 
 
-class _CountingText(str):
-    """Text that counts the characters read by its ``find`` calls."""
+class _CountingPattern:
+    """``query_text._PIECE``, counting the characters its calls are given (``match``: take)."""
 
-    read = 0
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.read = 0
 
-    def find(
-        self, sub: str, start: SupportsIndex | None = None, end: SupportsIndex | None = None, /
-    ) -> int:
-        found = str.find(self, sub, start, end)
-        first = 0 if start is None else operator.index(start)
-        stop = len(self) if end is None else min(operator.index(end), len(self))
-        self.read += (found + len(sub) if found >= 0 else stop) - first
+    def findall(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> list[Any]:
+        self.read += min(endpos, len(text)) - pos
+        return self.pattern.findall(text, pos, endpos)
+
+    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        found = self.pattern.match(text, pos)
+        self.read += (found.end() if found else len(text)) - pos
         return found
+
+
+@pytest.fixture
+def lexer(monkeypatch: pytest.MonkeyPatch) -> _CountingPattern:
+    counting = _CountingPattern(query_text._PIECE)
+    monkeypatch.setattr(query_text, "_PIECE", counting)
+    return counting
 
 
 _Tok = tuple[int, str]
@@ -745,14 +797,39 @@ _WORST_TEXTS = {
     "digits and dots": "SELECT " + "1." * 4000 + ".1" * 4000,
     "set value": "SET k = " + "'x' `y` " * 2000,
     "line comments": "SELECT 1 " + "-- x\n" * 4000,
+    "comments nested four deep": "SELECT 1 " + "/* a /* b /* c /* d */ */ */ */ " * 300,
+    "qualified name": "SELECT * FROM " + "a." * 4000 + "a",
+    "pieces longer than a window": ("'" + "x" * 5000 + "' ") * 4,
+    "unterminated backtick": "SELECT `" + "a" * 20000,
 }
 
 
 @pytest.mark.parametrize("sql", _WORST_TEXTS.values(), ids=list(_WORST_TEXTS))
-def test_scanners_read_each_character_a_bounded_number_of_times(sql: str) -> None:
-    text = _CountingText(sql)
-    query_text._tokenize(text, True)
-    assert text.read <= 3 * len(sql)
+def test_lexer_reads_each_character_a_bounded_number_of_times(
+    sql: str, lexer: _CountingPattern
+) -> None:
+    query_text._tokenize(sql, True)
+    assert lexer.read <= 3 * len(sql)
+
+
+def test_dense_text_is_read_up_to_the_piece_limit(lexer: _CountingPattern) -> None:
+    # Two pieces per two characters: only the start is read, as of a text past the scan limit,
+    # so 64 KiB of it costs what an ordinary 64 KiB text does.
+    sql = "SELECT * FROM t WHERE a IN (" + "1," * 30000 + "1) UNION SELECT * FROM u"
+    assert len(sql) < 64 * 1024
+    sanitized, tokens = query_text._tokenize(sql, True)
+    assert len(tokens) <= 64 * 1024 // 8
+    assert lexer.read < len(sql) // 2
+    assert sanitized.startswith("SELECT * FROM t WHERE a IN (?,?,")
+    assert "1" not in sanitized
+    assert summarize(sql) == "SELECT t"
+
+
+def test_ordinary_text_is_read_to_the_scan_limit() -> None:
+    # Eight characters a piece: the FROM of a 60 KB generated select list is still read.
+    sql = "SELECT " + ", ".join(f"t.column_{i:05d}" for i in range(3800)) + " FROM main.s.t"
+    assert 60_000 < len(sql) < 64 * 1024
+    assert summarize(sql) == "SELECT main.s.t"
 
 
 _DEEP_TEXTS = {

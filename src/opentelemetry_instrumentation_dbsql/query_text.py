@@ -1,9 +1,10 @@
 """SQL sanitization and query summaries for the OpenTelemetry database conventions.
 
 ``analyze`` turns statement text into ``db.query.text`` (every literal replaced by ``?``),
-``db.query.summary``, ``db.operation.name`` and a single ``db.collection.name`` candidate. It
-uses one hand-written pass over the characters (the tokenizer, which also builds the sanitized
-text) and one pass over the resulting tokens (the summary). It never raises and caches results.
+``db.query.summary``, ``db.operation.name`` and a single ``db.collection.name`` candidate. One
+regular expression cuts the text into pieces (``findall``, in C), one pass over the pieces
+builds the sanitized text and the tokens, one pass over the tokens the summary; the keyword and
+verb rules of the summary are tables. It never raises and caches results.
 
 Sanitization (Databricks SQL lexical rules):
 
@@ -12,10 +13,11 @@ Sanitization (Databricks SQL lexical rules):
   ``X'...'`` literals become one ``?`` including the prefix; an unterminated string swallows the
   rest of the text;
 * numbers: integers, decimals, exponents, hex ``0x..`` and Spark suffixes (``10L``, ``1.5D``,
-  ``2BD``...); a sign directly before a number joins it unless it follows a word, a parameter
-  or a closing bracket, so ``12, -12`` and ``99+100`` become ``?, ?`` and ``??`` (the official
-  vectors) while ``a-1`` and ``SELECT -1`` keep their sign (``a-?``, ``SELECT -?``); a word
-  starting with digits (``2024_sales``) is an identifier, as in Spark's lexer;
+  ``2BD``...); a run of dotted numbers (``1.1.1``) is one literal; a sign directly before a
+  number joins it unless it follows a word, a parameter or a closing bracket, so ``12, -12`` and
+  ``99+100`` become ``?, ?`` and ``??`` (the official vectors) while ``a-1`` and ``SELECT -1``
+  keep their sign (``a-?``, ``SELECT -?``); a word starting with digits (``2024_sales``) is an
+  identifier, as in Spark's lexer;
 * ``TRUE``/``FALSE`` are literals (the conventions list boolean literals); ``NULL`` is kept, it
   carries no data and is part of ``IS NULL`` / ``NOT NULL``;
 * typed literals keep their keyword: ``DATE '2024-01-01'`` -> ``DATE ?``,
@@ -23,13 +25,14 @@ Sanitization (Databricks SQL lexical rules):
 * ``IN (1, 2, 3)`` collapses to ``IN (?)`` when the list holds only literals (allowed by the
   conventions; it keeps the text's cardinality low);
 * comments (``--`` and nested ``/* */``, hints included) are removed, the surrounding
-  whitespace is kept, the result is stripped;
+  whitespace is kept, the result is stripped; a block comment nested more than four levels deep
+  runs to the end of the text;
 * backtick identifiers and parameter markers (``?``, ``:name``) are kept as written; an
   unterminated backtick is read as punctuation so it cannot hide a literal, and a backtick
   "identifier" that cannot be a name (longer than 128 characters, or holding a quote, a
   semicolon or a line break) is treated as a literal;
-* in a configuration ``SET key = value`` the whole value is one ``?`` (it is raw text, not an
-  expression; ``SET VAR`` assignments are sanitized as expressions).
+* in a configuration ``SET key = value`` the whole value up to the next ``;`` is one ``?`` (it is
+  raw text, not an expression; ``SET VAR`` assignments are sanitized as expressions).
 
 Summary: operations and targets in order of appearance, as written (no case normalization),
 joined by single spaces and cut to 255 characters between items:
@@ -37,7 +40,8 @@ joined by single spaces and cut to 255 characters between items:
 * ``SELECT`` anywhere, with the tables after ``FROM``/``JOIN``/commas of its ``FROM`` list;
   aliases, derived tables, table-valued functions (``range(10)``, ``read_files(...)``) and
   string paths are not targets; ``FROM`` inside a function call (``EXTRACT(x FROM y)``) is not a
-  table list; CTE names are query-local aliases and are left out, the CTE bodies are not;
+  table list; CTE names (``WITH name [(columns)] [AS] (query)``) are query-local aliases and are
+  left out, the CTE bodies are not;
 * the statement verb with the keywords that name the command and its object type, dropping
   prepositions and ``IF [NOT] EXISTS``: ``INSERT t`` (``INTO``/``TABLE`` dropped like the
   vectors' ``INSERT X``, ``OVERWRITE`` kept: it is a different operation), ``DELETE t``,
@@ -59,15 +63,19 @@ joined by single spaces and cut to 255 characters between items:
 exactly one and it names a table or view (``USE CATALOG main`` and ``SHOW TABLES IN s`` name
 namespaces, not collections).
 
-Very long text is examined up to ``max(max_length, 64 KiB)`` characters (the summary then
-covers that prefix). Results are cached in two LRU tiers: 1024 texts up to 4 KiB and 32 texts
-up to 64 KiB; longer texts are analyzed on every call.
+Very long text is examined up to ``max(max_length, 64 KiB)`` characters, and of those up to
+one token or comment per eight characters (8,192 in 64 KiB; ordinary SQL has fewer): the
+cost of an analysis follows its tokens, so a denser text (a long list of one-character
+tokens) has only its start examined, as a longer one does. The summary then covers that
+prefix. Results are cached in two LRU tiers: 1024 texts up to 4 KiB and 32 texts up to 64 KiB;
+longer texts are analyzed on every call.
 """
 
 from __future__ import annotations
 
 import functools
 import operator
+import re
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -99,6 +107,10 @@ class QueryInfo:
 _EMPTY: Final = QueryInfo(None, None, None, None)
 SUMMARY_MAX_LENGTH: Final = 255
 _SCAN_LIMIT: Final = 64 * 1024
+# Of the scanned text at most one piece (a token or comment) per this many characters is read:
+# the cost of a text follows its pieces, so a denser text (64 KiB of one-character tokens) has
+# only its start read rather than costing several times an ordinary text of the same length.
+_CHARS_PER_PIECE: Final = 8
 _SMALL_MAX_CHARS: Final = 4 * 1024
 _LARGE_MAX_CHARS: Final = 64 * 1024
 
@@ -110,357 +122,310 @@ _PARAM: Final = 4
 _PUNCT: Final = 5
 
 _Token = tuple[int, str]
+_NAMES: Final = frozenset({_WORD, _QIDENT})
+_OPEN: Final = (_PUNCT, "(")
+_CLOSE: Final = (_PUNCT, ")")
+_COMMA: Final = (_PUNCT, ",")
+_DOT: Final = (_PUNCT, ".")
+_SEMICOLON: Final = (_PUNCT, ";")
 
-_DIGITS: Final = frozenset("0123456789")
-_HEX: Final = frozenset("0123456789abcdefABCDEF")
-_LETTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-_WORD_CHARS: Final = _LETTERS | _DIGITS
-_SPACE: Final = frozenset(" \t\n\r\f\v")
-# Punctuation that never starts anything longer than itself.
-_PLAIN_PUNCT: Final = frozenset(",()*<>|&%^~!{}[]@#$\\")
-_NUMBER_SUFFIX: Final = frozenset("lLsSyYdDfF")
+# --- lexer -----------------------------------------------------------------------------------
+#
+# ``_PIECE`` cuts text into pieces, each a token or comment with the whitespace after it (or,
+# first, the whitespace the text starts with): the pieces joined are the text. Its alternatives
+# are tried in order: names first (the most common), literals before the names that start like
+# them. ``findall`` runs in C; the tokenizer then looks at each piece once, by its first
+# character.
+
+_SPACE: Final = " \t\n\r\f\v"  # Databricks' whitespace: any other character is part of a token
+_SUFFIX = r"(?:[bB][dD]|[lLsSyYdDfF])"
+# Hex; decimals (a run of dotted numbers, 1.1.1, is one); exponents; integers, which followed
+# by a word character start a name instead (2024_sales, as in Spark's lexer). A dot after a
+# closing bracket is a field access, not a decimal point.
+_NUMBER = (
+    r"(?:0[xX][0-9a-fA-F]+(?!\w)"
+    r"|(?:[0-9]+\.(?:[0-9]+(?:\.[0-9]+)*)?|(?<![)\]])\.[0-9]+(?:\.[0-9]+)*)"
+    rf"(?:[eE][+-]?[0-9]+)?{_SUFFIX}?"
+    rf"|[0-9]+(?:[eE][+-]?[0-9]+{_SUFFIX}?|{_SUFFIX}?(?!\w)))"
+)
+# Strings: backslash escapes, doubled quotes; unterminated, they run to the end of the text.
+_STRING = (
+    r"""'[^'\\]*(?:(?:\\.|'')[^'\\]*)*(?:'|\\?\Z)"""
+    r"""|"[^"\\]*(?:(?:\\.|"")[^"\\]*)*(?:"|\\?\Z)"""
+)
+# A backtick name: at most 128 characters, no quote, semicolon or line break (a query pandas
+# quotes as a table name to probe it must not reach the summary). Other backtick text is a
+# literal.
+_BACKTICK_NAME = r"`(?:[^`'\";\n\r]{0,128}|(?:[^`'\";\n\r]|``){0,128})`(?!`)"
+_NAME_PART = rf"(?:(?![rRxX]['\"])\w+|{_BACKTICK_NAME})"
+_COMMENT_DEPTH: Final = 4
+
+
+def _block_comment(depth: int) -> str:
+    """A block comment holding comments nested up to ``depth - 1`` levels.
+
+    Inside a comment ``*/`` closes, and ``/*`` opens unless its star also starts a ``*/``
+    (``/*/``). A regular expression cannot count, so the nesting it follows is bounded.
+    """
+    inner = ""
+    for level in range(depth):
+        others = r"\*(?!/)|/(?!\*(?!/))" + (f"|{inner}" if inner else "")
+        opener = r"/\*" if level == depth - 1 else r"/\*(?!/)"
+        inner = rf"{opener}[^*/]*(?:(?:{others})[^*/]*)*\*/"
+    return inner
+
+
+_PIECE: Final = re.compile(
+    rf"""
+    (?: (?![rRxX]['"])(?:[^\W0-9]\w*|{_BACKTICK_NAME})(?:\.{_NAME_PART})*  # name
+      | [,()*=<>;|&%^~!{{}}[\]@#$\\?]            # punctuation that starts nothing longer
+      | [+-]?{_NUMBER}                           # number (whether a sign joins it: later)
+      | [xX]?(?:{_STRING})                       # string, binary literal
+      | [rR](?:'[^']*'?|"[^"]*"?)                # raw string (no escapes)
+      | [0-9]\w*(?:\.{_NAME_PART})*              # name starting with digits
+      | (?<!:):[A-Za-z_]\w*                      # named parameter (not the second colon of ::)
+      | --[^\n]*                                 # line comment
+      | {_block_comment(_COMMENT_DEPTH)}         # block comment
+      | /\*.*                                    # unclosed, or nested too deep
+      | `[^`]*(?:``[^`]*)*`(?!`)                 # backtick text that cannot be a name
+      | `(?:[^`]|``)*\Z                          # unterminated backtick (see _pieces)
+      | [^ \t\n\r\f\v]                           # any other character
+    )[ \t\n\r\f\v]*
+    | [ \t\n\r\f\v]+                             # whitespace before the first token
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_NUMBER_TEXT: Final = re.compile(_NUMBER)
+_NAME_TEXT: Final = re.compile(rf"{_NAME_PART}(?:\.{_NAME_PART})*")
+_CLOSED_BACKTICK: Final = re.compile(r"`(?:[^`]|``)*`(?!`)")
+_WINDOW: Final = 4096  # characters lexed at a time
+
+
+def _pieces(sql: str, budget: int) -> list[str]:
+    """The pieces of ``sql``, lexed a window at a time until the text or ``budget`` ends.
+
+    The last piece of a window may be cut short; the next window starts again with it. So does
+    the piece before it when the last is one character: a piece's match looks at most two
+    characters past it (``a.`` then ``b`` is one name). A piece longer than a window is read
+    whole. An unterminated backtick is punctuation, and the text after it is lexed on.
+    """
+    n = len(sql)
+    pieces: list[str] = []
+    start = 0
+    while start < n and len(pieces) < budget:
+        end = start + _WINDOW
+        if end < n:
+            window: list[str] = _PIECE.findall(sql, start, end)
+            del window[-1 if len(window[-1]) > 1 else -2 :]
+            if not window:  # a piece longer than the window
+                piece = _PIECE.match(sql, start)
+                window = [piece.group() if piece else sql[start:]]
+        else:
+            window = _PIECE.findall(sql, start)
+        if _unterminated(window[-1]):
+            window[-1] = "`"
+        pieces += window
+        start += sum(map(len, window))
+    del pieces[budget:]
+    return pieces
+
+
+def _unterminated(piece: str) -> bool:
+    """Whether ``piece`` is a backtick that no other closes (it runs to the end of the text)."""
+    return piece[0] == "`" and not _CLOSED_BACKTICK.match(piece)
+
+
+def _space_after(piece: str) -> str:
+    """The whitespace after the token or comment of ``piece``."""
+    if piece.startswith("--"):
+        end = piece.find("\n")
+        return piece[end:] if end >= 0 else ""
+    return piece[len(piece.rstrip(_SPACE)) :]
+
+
+def _is_config_set(toks: list[_Token], start: int) -> bool | None:
+    """Whether the statement from ``toks[start]`` on sets a configuration value (``None``
+    while it has no word yet).
+
+    Its first word is SET and its second not VAR: ``SET VAR name = expression`` assigns an
+    expression, sanitized as such.
+    """
+    words = [text.upper() for kind, text in toks[start:] if kind in _NAMES]
+    if not words:
+        return None
+    return words[0] == "SET" and words[1:2] not in (["VAR"], ["VARIABLE"])
+
+
+_NAME_START: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+# The first letters of raw and binary strings (r'', X''), booleans and IN.
+_SPECIAL_START: Final = frozenset("rRxXtTfFiI")
+# Punctuation that is a token of its own, whatever follows.
+_PLAIN: Final = frozenset(",()*=<>;|&%^~!{}[]@#$\\")
+_QUOTES: Final = frozenset("'\"")
+_NOT_IN_NAMES: Final = frozenset("'\";\n\r")
 _BOOLEANS: Final = frozenset({"TRUE", "FALSE"})
 # An operand before a sign makes the sign a binary operator.
-_OPERAND_KINDS: Final = frozenset({_WORD, _QIDENT, _PARAM})
+_OPERANDS: Final = frozenset({_WORD, _QIDENT, _PARAM})
 _CLOSERS: Final = frozenset({")", "]"})
 
 
-def _is_word_char(c: str) -> bool:
-    return c in _WORD_CHARS or (c > "\x7f" and c.isalnum())
-
-
-def _word_end(sql: str, j: int) -> int:
-    n = len(sql)
-    while j < n and _is_word_char(sql[j]):
-        j += 1
-    return j
-
-
-_IMPLAUSIBLE_IN_NAME = frozenset("'\";\n\r")
-_MAX_NAME_LENGTH = 128
-
-
-def _implausible_identifier(sql: str, start: int, end: int) -> bool:
-    """Whether the backtick-quoted text ``sql[start:end]`` is no plausible object name."""
-    if end - start > _MAX_NAME_LENGTH:
-        return True
-    return any(ch in _IMPLAUSIBLE_IN_NAME for ch in sql[start:end])
-
-
-def _string_end(sql: str, start: int, quote: str, escapes: bool) -> int:
-    """Index after the string literal opening at ``start`` (the text's end if unterminated).
-
-    A doubled quote continues an escaping literal: in Spark ``'a''b'`` is two adjacent
-    literals lexed by the same rules, so one span covers both. A raw literal (no escapes) ends
-    at its first closing quote; what follows is lexed on its own.
-    """
-    n = len(sql)
-    if not escapes:
-        k = sql.find(quote, start + 1)
-        return n if k < 0 else k + 1
-    # ``k`` is the first quote at or after ``j``: it is searched for again only once ``j`` has
-    # passed it, so each search starts where the last one of its kind ended (one read of the
-    # text, however many escapes come before a quote).
-    j = start + 1
-    k = sql.find(quote, j)
-    while k >= 0:
-        b = sql.find("\\", j, k)
-        if b >= 0:
-            j = b + 2
-        elif k + 1 < n and sql[k + 1] == quote:
-            j = k + 2
-        else:
-            return k + 1
-        if k < j:
-            k = sql.find(quote, j)
-    return n
-
-
-def _block_comment_end(sql: str, start: int) -> int:
-    """Index after the (nested) block comment opening at ``start`` (the text's end if unclosed).
-
-    ``close`` is the first ``*/`` at or after ``j``, searched for again only once ``j`` has
-    passed it: each search starts where the last one of its kind ended, so many openers before
-    a closer cost one read of the text, not one per opener.
-    """
-    depth = 1
-    j = start + 2
-    close = sql.find("*/", j)
-    while close >= 0:
-        opener = sql.find("/*", j, close)
-        if opener >= 0:
-            depth += 1
-            j = opener + 2
-        else:
-            depth -= 1
-            j = close + 2
-            if not depth:
-                return j
-        if close < j:  # passed it, or ``/*/`` made its star part of an opener
-            close = sql.find("*/", j)
-    return len(sql)
-
-
-def _number_end(sql: str, i: int, n: int) -> int:
-    """End of the number literal at ``i``, or -1 when the characters form an identifier."""
-    j = i
-    if sql[j] == "0" and j + 2 < n and sql[j + 1] in "xX" and sql[j + 2] in _HEX:
-        j += 3
-        while j < n and sql[j] in _HEX:
-            j += 1
-        return -1 if j < n and _is_word_char(sql[j]) else j
-    while j < n and sql[j] in _DIGITS:
-        j += 1
-    plain = True
-    if j < n and sql[j] == ".":
-        plain = False
-        j += 1
-        while j < n and sql[j] in _DIGITS:
-            j += 1
-    if j < n and sql[j] in "eE":
-        k = j + 1
-        if k < n and sql[k] in "+-":
-            k += 1
-        if k < n and sql[k] in _DIGITS:
-            plain = False
-            j = k + 1
-            while j < n and sql[j] in _DIGITS:
-                j += 1
-    if j < n:
-        c = sql[j]
-        if c in "bB" and j + 1 < n and sql[j + 1] in "dD":
-            j += 2
-        elif c in _NUMBER_SUFFIX:
-            j += 1
-    if j < n and _is_word_char(sql[j]) and plain:
-        return -1
-    return j
-
-
-def _set_value_end(sql: str, start: int) -> int:
-    """End of a ``SET key = value`` value: the next ``;`` outside quotes, or the text's end."""
-    n = len(sql)
-    j = start
-    while j < n:
-        c = sql[j]
-        if c == ";":
-            return j
-        if c in "'\"`":
-            j = _string_end(sql, j, c, c != "`")
-        else:
-            j += 1
-    return n
-
-
 def _tokenize(sql: str, build: bool) -> tuple[str, list[_Token]]:
-    """One pass over ``sql``: the sanitized text (if ``build``) and the significant tokens."""
-    n = len(sql)
-    out: list[str] = []
+    """The sanitized text (if ``build``) and the significant tokens of ``sql``.
+
+    Reads at most one piece per ``_CHARS_PER_PIECE`` characters of ``max(len(sql), 64 KiB)``:
+    of a denser text only the start is read, as of a text longer than the scan limit.
+    """
+    pieces: list[str] = _PIECE.findall(sql) if len(sql) <= _WINDOW else []
+    if not pieces or (pieces[-1][0] == "`" and _unterminated(pieces[-1])):  # long, or to mend
+        pieces = _pieces(sql, max(len(sql), _SCAN_LIMIT) // _CHARS_PER_PIECE)
     toks: list[_Token] = []
-    last = 0  # start of the source not yet copied to ``out``
-    i = 0
-    prev_kind = 0
-    prev_text = ""
-    stmt_words = 0
-    set_stmt = False
-    in_state = 0  # 1: just saw IN; 2: inside an IN list that may collapse
-    in_mark = 0
-    in_count = 0
-    while i < n:
-        c = sql[i]
-        lit = False
-        if c in _LETTERS or (c > "\x7f" and c.isalnum()):
-            j = i + 1
-            while j < n and sql[j] in _WORD_CHARS:
-                j += 1
-            if j < n and sql[j] > "\x7f":
-                j = _word_end(sql, j)
-            if j - i == 1 and j < n and sql[j] in "'\"" and c in "rRxX":
-                # r'raw' and X'0AFF': the prefix belongs to the literal.
-                j = _string_end(sql, j, sql[j], c in "xX")
-                kind = _LIT
-                lit = True
-                text = "?"
-            else:
-                text = sql[i:j]
-                if j - i > 8:
-                    # Common case first: a long word is never a keyword this pass acts on.
-                    stmt_words += 1
-                    if in_state:
-                        in_state = 0
-                    toks.append((_WORD, text))
-                    prev_kind = _WORD
-                    prev_text = text
-                    i = j
-                    continue
-                kind = _WORD
-                upper = text.upper()
-                if upper in _BOOLEANS and prev_text != "." and (j >= n or sql[j] != "."):
+    append = toks.append
+    statement = 0  # index in toks of the statement's first token until its first "=", then -1
+    value = -1  # index in pieces of the first piece of a SET value being read, else -1
+    in_list = 0  # 1: after IN; 2: after "IN (" and nothing but literals and commas since
+    in_open = in_count = 0
+    for k, piece in enumerate(pieces):
+        first = piece[0]
+        if value >= 0:  # the value of SET key = value runs to the next ";"
+            if first != ";":
+                continue
+            _end_value(pieces, value, k, toks, build)
+            value = -1
+        if first in _NAME_START:
+            text = piece.rstrip(_SPACE)
+            kind = _WORD
+            if first in _SPECIAL_START:
+                if first in "rRxX":
+                    if text[1:2] in _QUOTES:
+                        kind = _LIT  # raw or binary string
+                elif len(text) == 2:
+                    if text.upper() == "IN":
+                        append((_WORD, text))
+                        in_list = 1
+                        continue
+                elif text.upper() in _BOOLEANS:
                     kind = _LIT
-                    lit = True
-                    text = "?"
-                elif upper == "IN":
-                    in_state = 1
-                if stmt_words == 0:
-                    set_stmt = upper == "SET"
-                elif stmt_words == 1 and upper in ("VAR", "VARIABLE"):
-                    set_stmt = False
-                stmt_words += 1
-        elif c in _SPACE:
-            i += 1
-            continue
-        elif c in _PLAIN_PUNCT:
-            j = i + 1
+                    # Unless a dot joins it to a name: s . true, true.* (s.true is one name).
+                    if (toks and toks[-1][1] == ".") or (
+                        piece is text and k + 1 < len(pieces) and pieces[k + 1][0] == "."
+                    ):
+                        kind = _WORD
+        elif first in _PLAIN:
+            text = first
             kind = _PUNCT
-            text = c
-        elif c in _DIGITS or (
-            c == "."
-            and i + 1 < n
-            and sql[i + 1] in _DIGITS
-            and not (i > 0 and (_is_word_char(sql[i - 1]) or sql[i - 1] in "`)]"))
-        ):
-            # Right after a dot a digit starts a name part (``t.1col``), not a number.
-            j = (
-                -1
-                if c != "." and prev_text == "." and sql[i - 1] == "."
-                else _number_end(sql, i, n)
-            )
-            if j < 0:
-                j = _word_end(sql, i + 1)
-                kind = _WORD
-                text = sql[i:j]
-                stmt_words += 1
-            else:
-                kind = _LIT
-                lit = True
-                text = "?"
-        elif c in "'\"":
-            j = _string_end(sql, i, c, True)
+            if first == ";":
+                statement = len(toks) + 1
+            elif first == "=" and statement >= 0:
+                config = _is_config_set(toks, statement)
+                if config is None:
+                    statement = len(toks) + 1  # no word yet: look again from the next token
+                else:
+                    value = k + 1 if config else -1
+                    statement = -1
+        elif "0" <= first <= "9":
+            text = piece.rstrip(_SPACE)
             kind = _LIT
-            lit = True
-            text = "?"
-        elif c == "`":
-            k = i + 1
-            while True:
-                k = sql.find("`", k)
-                if k < 0 or k + 1 >= n or sql[k + 1] != "`":
-                    break
-                k += 2
-            if k < 0:
-                j = i + 1
-                kind = _PUNCT
-                text = c
-            elif _implausible_identifier(sql, i + 1, k):
-                # Quoting arbitrary text as a name (pandas probes tables with the whole query
-                # as one) would carry literals into text, summary and span name: a literal.
-                j = k + 1
-                kind = _LIT
-                lit = True
-                text = "?"
-            else:
-                j = k + 1
-                kind = _QIDENT
-                text = sql[i:j]
-                stmt_words += 1
-        elif c == "-" and i + 1 < n and sql[i + 1] == "-":
-            j = sql.find("\n", i)
-            if j < 0:
-                j = n
-            if build:
-                out.append(sql[last:i])
-                last = j
-            i = j
-            continue
-        elif c == "/" and i + 1 < n and sql[i + 1] == "*":
-            j = _block_comment_end(sql, i)
-            if build:
-                out.append(sql[last:i])
-                last = j
-            i = j
-            continue
-        else:
-            j = i + 1
-            kind = _PUNCT
-            text = c
-            if (
-                c in "+-"
-                and j < n
-                and prev_kind not in _OPERAND_KINDS
-                and prev_text not in _CLOSERS
+            # Integers and decimals first, the rest (2024_sales, 1e5, 10L) by the pattern.
+            if not (
+                (text.isascii() and text.replace(".", "0", 1).isdigit())
+                or _NUMBER_TEXT.fullmatch(text)
             ):
-                d = sql[j]
-                if d in _DIGITS or (d == "." and j + 1 < n and sql[j + 1] in _DIGITS):
-                    e = _number_end(sql, j, n)
-                    if e > 0:
-                        j = e
-                        kind = _LIT
-                        lit = True
-                        text = "?"
-            elif c == "?":
-                kind = _PARAM
-            elif c == ":" and j < n and sql[j] in _LETTERS and (i == 0 or sql[i - 1] != ":"):
-                j = _word_end(sql, j)
-                kind = _PARAM
-                text = sql[i:j]
-            elif c == ";":
-                stmt_words = 0
-                set_stmt = False
-            elif c == "=" and set_stmt:
-                set_stmt = False
-                e = _set_value_end(sql, j)
-                value = sql[j:e]
-                stripped = value.strip()
-                if stripped:
-                    vs = j + value.index(stripped[0])
-                    ve = vs + len(stripped)
-                    if build:
-                        out.append(sql[last:vs])
-                        out.append("?")
-                        last = ve
-                    toks.append((_PUNCT, "="))
-                    toks.append((_LIT, "?"))
-                    prev_kind = _LIT
-                    prev_text = "?"
-                    i = ve
-                    continue
-        if lit and build:
-            out.append(sql[last:i])
-            out.append("?")
-            last = j
-        if in_state:
-            if in_state == 1:
-                if text == "(" and kind == _PUNCT and build:
-                    out.append(sql[last:j])
-                    last = j
-                    in_mark = len(out)
+                kind = _WORD  # a name starting with digits
+        elif first in _QUOTES:
+            kind = _LIT
+        elif first == "`":
+            text = piece.rstrip(_SPACE)
+            if len(text) == 1:
+                kind = _PUNCT  # unterminated
+            elif (len(text) <= 130 and _NOT_IN_NAMES.isdisjoint(text)) or _NAME_TEXT.fullmatch(
+                text
+            ):
+                kind = _QIDENT
+            else:
+                kind = _LIT  # no plausible name
+        elif first in "+-.":
+            second = piece[1:2]
+            if not second or second in _SPACE:
+                text = first
+                kind = _PUNCT
+            elif second == "-":
+                if build:
+                    pieces[k] = _space_after(piece)  # line comment
+                continue
+            else:
+                kind = _LIT
+                if first != "." and toks:
+                    prev_kind, prev_text = toks[-1]
+                    if prev_kind in _OPERANDS or prev_text in _CLOSERS:
+                        # A binary operator: the sign stays, the number after it is the literal.
+                        append((_PUNCT, first))
+                        in_list = 0
+                        if build:
+                            pieces[k] = first + "?" + _space_after(piece)
+                        append((_LIT, "?"))
+                        continue
+        elif first == "/":
+            if piece[1:2] == "*":
+                if build:
+                    pieces[k] = _space_after(piece)  # block comment
+                continue
+            text = first
+            kind = _PUNCT
+        elif first == ":":
+            text = piece.rstrip(_SPACE)
+            kind = _PARAM if len(text) > 1 else _PUNCT
+        elif first == "?":
+            text = first
+            kind = _PARAM
+        elif first in _SPACE:
+            continue  # the whitespace the text starts with
+        else:  # beyond ASCII, like \w
+            text = piece.rstrip(_SPACE)
+            kind = _WORD if first.isalnum() else _PUNCT
+        if kind == _LIT:
+            text = "?"
+            if build:
+                pieces[k] = "?" + _space_after(piece) if piece[-1] in _SPACE else "?"
+        if in_list:
+            if in_list == 1:
+                if text == "(" and kind == _PUNCT:
+                    in_list = 2
+                    in_open = k
                     in_count = 0
-                    in_state = 2
-                elif kind != _WORD or text.upper() != "IN":
-                    in_state = 0
+                else:
+                    in_list = 0
             elif kind == _LIT:
                 in_count += 1
-            elif kind == _PUNCT and text == ")" and in_count:
-                del out[in_mark:]
-                out.append("?)")
-                last = j
-                in_state = 0
             elif kind != _PUNCT or text != ",":
-                in_state = 0
-        toks.append((kind, text))
-        prev_kind = kind
-        prev_text = text
-        i = j
-    if not build:
-        return "", toks
-    out.append(sql[last:])
-    return "".join(out), toks
+                if text == ")" and kind == _PUNCT and in_count and build:
+                    pieces[in_open + 1 : k] = [""] * (k - in_open - 1)
+                    pieces[in_open] = "("
+                    pieces[k] = "?" + piece
+                in_list = 0
+        append((kind, text))
+    if value >= 0:
+        _end_value(pieces, value, len(pieces), toks, build)
+    return ("".join(pieces) if build else ""), toks
 
 
-# --- summary ---------------------------------------------------------------------------------
+def _end_value(pieces: list[str], start: int, end: int, toks: list[_Token], build: bool) -> None:
+    """Make the pieces ``[start, end)`` of a SET value one ``?``."""
+    if start < end:
+        toks.append((_LIT, "?"))
+        if build:
+            last = pieces[end - 1]
+            pieces[start:end] = [""] * (end - start)
+            pieces[end - 1] = "?" + _space_after(last)
 
+
+# --- summary tables --------------------------------------------------------------------------
+
+# What a name read next is: nothing to keep; the verb's target, a table or view (collection) or
+# another object (a schema, a function...); a table of a FROM list.
 _NO_TARGET: Final = 0
 _COLLECTION: Final = 1
 _OTHER: Final = 2
+_FROM_TABLE: Final = 3
 
 _RESTART: Final = 1  # the explained statement follows (EXPLAIN)
 _MERGE: Final = 2  # a USING source follows the target
@@ -597,251 +562,279 @@ _NOT_NAMES: Final = _CLAUSE_END | _fs(
 )
 # Words before a table name that are not part of it.
 _TABLE_PREFIXES: Final = _fs("LATERAL STREAM")
+# Words between the CTEs of a WITH list and after it, before the statement's verb.
 _WITH_WORDS: Final = _fs("AS RECURSIVE MATERIALIZED NOT")
-# The words the summary pass acts on outside of any pending state.
-_KEYWORDS: Final = _CLAUSE_END | _fs("SELECT FROM JOIN USING WITH LATERAL")
+# Words that open the query of a CTE written without AS: WITH name (SELECT ...).
+_QUERY_STARTS: Final = _fs("SELECT WITH VALUES FROM TABLE")
 
-# Scope slots: a query scope has SELECT in it; FROM list open; WITH list open; CTE name next.
-_QUERY, _IN_FROM, _WITH_LIST, _CTE_NEXT = range(4)
+# The keywords the summary acts on in queries: SELECT is an operation, FROM and JOIN open a
+# table list, USING names a MERGE source, WITH may open CTEs, LATERAL and the clause ends close
+# a table list.
+_SELECT, _FROM, _JOIN, _USING, _WITH, _LATERAL, _CLAUSE = range(7)
+_KEYWORDS: Final[dict[str, int]] = {
+    **dict.fromkeys(_CLAUSE_END, _CLAUSE),
+    "SELECT": _SELECT,
+    "FROM": _FROM,
+    "JOIN": _JOIN,
+    "USING": _USING,
+    "WITH": _WITH,
+    "LATERAL": _LATERAL,
+}
 
 
-def _unquote(name: str) -> str:
-    if name.startswith("`") and name.endswith("`") and len(name) > 1:
-        return name[1:-1].replace("``", "`").lower()
-    return name.lower()
+# --- summary ---------------------------------------------------------------------------------
+
+# The state of one bracket level, as bits.
+_QUERY: Final = 1  # a SELECT (or a FROM list) is open at this level
+_IN_FROM: Final = 2  # inside a FROM list: commas and JOINs add tables
+_WITH_LIST: Final = 4  # inside a WITH list: its CTE names are query-local aliases
+_CTE_NEXT: Final = 8  # a CTE name comes next
 
 
 def _summarize_tokens(toks: list[_Token]) -> tuple[list[str], str | None, str | None]:
     """The summary items, the operation name and the single table target of ``toks``."""
-    items: list[str] = []
-    targets: list[str] = []
-    collections: set[str] = set()
-    non_collection = False
-    op_name: str | None = None
-    first_op: str | None = None
+    items: list[str] = []  # operations and targets in order
+    targets: list[tuple[str, bool]] = []  # name, and whether it is no table or view
+    operation = first = None  # of the first statement that has one; the first of any
+    count = toks.count(_SEMICOLON)
+    start = 0
+    for number in range(count + 1):
+        end = toks.index(_SEMICOLON, start) if number < count else len(toks)
+        statement_op, statement_first = _summarize_statement(toks, start, end, items, targets)
+        operation = operation or statement_op
+        first = first or statement_first
+        start = end + 1
+    target = None
+    if targets and len(set(targets)) == 1 and not targets[0][1]:
+        target = targets[0][0]
+    return items, operation or first, target
+
+
+def _summarize_statement(
+    toks: list[_Token], i: int, end: int, items: list[str], targets: list[tuple[str, bool]]
+) -> tuple[str | None, str | None]:
+    """Add the operations and targets of the statement ``toks[i:end]`` to ``items`` and
+    ``targets``; its operation and the first operation in it."""
+    first: str | None = None
+    scope = _QUERY
+    outer: list[int] = []  # the scopes of the enclosing brackets
+    verb_next = True  # the next word may be the statement's verb
+    expect = _NO_TARGET  # what a name read next is
+    merge_using = False  # a MERGE whose USING source is still to come
+    operation: str | None = None
     ctes: set[str] = set()
-    n = len(toks)
-    stack: list[list[bool]] = [[True, False, False, False]]
-    scope = stack[0]
-    stmt_start = True
-    stmt_op: str | None = None
-    expect = _NO_TARGET  # _COLLECTION/_OTHER: a verb target is next; 3: a FROM-list table is next
-    merge_using = False
-    skip = False
-    prev = ""  # upper-case text of the previous token ("" for literals and parameters)
-    i = 0
-    while i < n:
+    prev = ""  # upper-case text of the previous word or punctuation ("" for literals)
+    while i < end:
         kind, text = toks[i]
         if kind == _PUNCT:
-            if text == ";":
-                if stmt_op is not None and op_name is None:
-                    op_name = stmt_op
-                stack = [[True, False, False, False]]
-                scope = stack[0]
-                stmt_start = True
-                stmt_op = None
-                expect = _NO_TARGET
-                merge_using = skip = False
-                ctes.clear()
-            elif skip:
-                pass
-            elif text == "(":
+            if text == "(":
                 # ``FROM (a JOIN b)`` continues the table list; ``FROM (SELECT`` is a query.
-                in_list = expect == 3
-                expect = 3 if in_list else _NO_TARGET
-                stmt_start = False
-                scope = [in_list, in_list, False, False]
-                stack.append(scope)
+                outer.append(scope)
+                if expect == _FROM_TABLE:
+                    scope = _QUERY | _IN_FROM
+                else:
+                    scope = 0
+                    expect = _NO_TARGET
+                verb_next = False
             elif text == ")":
                 expect = _NO_TARGET
-                if len(stack) > 1:
-                    stack.pop()
-                    scope = stack[-1]
+                if outer:
+                    scope = outer.pop()
             elif text == ",":
-                if scope[_WITH_LIST] and not scope[_IN_FROM]:
-                    scope[_CTE_NEXT] = True
-                elif scope[_IN_FROM]:
-                    expect = 3
+                if scope & _IN_FROM:
+                    expect = _FROM_TABLE
+                elif scope & _WITH_LIST:
+                    scope |= _CTE_NEXT
             elif text != "{":
                 expect = _NO_TARGET
             prev = text
             i += 1
             continue
-        if skip or kind in (_LIT, _PARAM) or prev == ".":
-            if expect and kind in (_LIT, _PARAM):
+        if kind > _QIDENT or prev == ".":  # a literal, a parameter, a name after a dot
+            if kind > _QIDENT:
                 expect = _NO_TARGET
             prev = ""
             i += 1
             continue
         upper = text.upper() if kind == _WORD else ""
-        if not (expect or stmt_start or scope[_WITH_LIST]) and upper not in _KEYWORDS:
+        action = _KEYWORDS.get(upper)
+        if action is None and not (expect or verb_next or scope & _WITH_LIST):
             prev = upper
             i += 1
             continue
-
-        if scope[_WITH_LIST]:
-            if scope[_CTE_NEXT]:
+        if scope & _WITH_LIST:
+            if scope & _CTE_NEXT:
                 if upper == "RECURSIVE":
                     i += 1
-                    continue
-                name, i = _read_name(toks, i)
-                ctes.add(_unquote(name))
-                scope[_CTE_NEXT] = False
-                prev = ""
+                else:
+                    name, i = _read_name(toks, i, end)
+                    ctes.add(_unquote(name))
+                    scope &= ~_CTE_NEXT
+                    prev = ""
                 continue
             if upper not in _WITH_WORDS:
-                scope[_WITH_LIST] = False
-                if len(stack) == 1:
-                    stmt_start = True
-
-        if stmt_start and len(stack) == 1:
-            stmt_start = False
+                scope &= ~_WITH_LIST
+                verb_next = not outer
+        if verb_next and not outer:
+            verb_next = False
             verb = _VERBS.get(upper)
             if verb is not None:
-                i = _read_verb(toks, i, verb, items)
-                if stmt_op is None:
-                    stmt_op = items[-1]
-                if first_op is None:
-                    first_op = items[-1]
-                expect = verb.target
-                if expect != _NO_TARGET:
-                    for w in items[-1].upper().split():
-                        if w in verb.collection:
-                            expect = _COLLECTION
-                        elif w in verb.other:
-                            expect = _OTHER
-                        if w in _PRINCIPALS:
-                            expect = _NO_TARGET
-                            break
+                i, expect = _read_verb(toks, i, end, verb, items)
+                operation = operation or items[-1]
+                first = first or items[-1]
                 if verb.flag == _MERGE:
                     merge_using = True
                 elif verb.flag == _RESTART:
-                    stmt_start = True
+                    verb_next = True
                 elif verb.flag == _SKIP:
-                    skip = True
+                    break  # the rest names privileges and principals
                 prev = ""
                 continue
-            if upper == "SELECT" and stmt_op is None:
-                stmt_op = text
-
+            if action == _SELECT:
+                operation = operation or text
         if expect:
             if upper in _NOT_NAMES:
                 expect = _NO_TARGET
             elif (
-                expect == 3
+                expect == _FROM_TABLE
                 and upper in _TABLE_PREFIXES
-                and i + 1 < n
-                and (toks[i + 1][0] in (_WORD, _QIDENT) or toks[i + 1][1] == "(")
+                and i + 1 < end
+                and (toks[i + 1][0] in _NAMES or toks[i + 1][1] == "(")
             ):
-                i += 1
+                i += 1  # LATERAL (subquery), STREAM table
                 continue
-            if expect:
-                name, i = _read_name(toks, i)
-                is_function = expect == 3 and i < n and toks[i][1] == "("
-                if not is_function and _unquote(name) not in ctes:
-                    items.append(name)
-                    targets.append(name)
-                    if expect == _OTHER:
-                        non_collection = True
-                    else:
-                        collections.add(name)
+            else:
+                i = _read_target(toks, i, end, expect, ctes=ctes, items=items, targets=targets)
                 expect = _NO_TARGET
                 prev = ""
                 continue
-
-        if upper == "SELECT":
+        if action == _SELECT:
             items.append(text)
-            if first_op is None:
-                first_op = text
-            scope[_QUERY] = True
-            scope[_IN_FROM] = False
-        elif upper == "FROM":
-            if scope[_QUERY] and prev != "DISTINCT":
-                scope[_IN_FROM] = True
-                expect = 3
-        elif upper == "JOIN":
-            if scope[_QUERY]:
-                scope[_IN_FROM] = True
-                expect = 3
-        elif upper == "USING":
-            if merge_using and len(stack) == 1:
+            first = first or text
+            scope = (scope | _QUERY) & ~_IN_FROM
+        elif action in (_FROM, _JOIN):
+            if scope & _QUERY and (action == _JOIN or prev != "DISTINCT"):
+                scope |= _IN_FROM
+                expect = _FROM_TABLE
+        elif action == _USING:
+            if merge_using and not outer:
                 merge_using = False
-                expect = 3
-        elif upper == "WITH":
-            if _is_cte_list(toks, i):
-                scope[_WITH_LIST] = scope[_CTE_NEXT] = True
-        elif upper in _CLAUSE_END or (upper == "LATERAL" and scope[_IN_FROM]):
-            scope[_IN_FROM] = False
+                expect = _FROM_TABLE
+        elif action == _WITH:
+            j = _cte_name_at(toks, i, end)
+            if j >= 0:
+                name, i = _read_name(toks, j, end)
+                ctes.add(_unquote(name))
+                scope |= _WITH_LIST
+                prev = ""
+                continue
+        elif action == _CLAUSE or (action == _LATERAL and scope & _IN_FROM):
+            scope &= ~_IN_FROM
         prev = upper
         i += 1
-
-    if stmt_op is not None and op_name is None:
-        op_name = stmt_op
-    if op_name is None:
-        op_name = first_op
-    target = None
-    if len(collections) == 1 and not non_collection and len(set(targets)) == 1:
-        target = targets[0]
-    return items, op_name, target
+    return operation, first
 
 
-def _is_cte_list(toks: list[_Token], i: int) -> bool:
-    """Whether the WITH at ``i`` opens common table expressions (``WITH name [(a, b)] AS``)."""
-    n = len(toks)
+def _unquote(name: str) -> str:
+    """``name`` as compared with CTE names: case-insensitive, backticks removed."""
+    if name[0] == "`" and name[-1] == "`" and len(name) > 1:
+        return name[1:-1].replace("``", "`").lower()
+    return name.lower()
+
+
+def _cte_name_at(toks: list[_Token], i: int, end: int) -> int:
+    """The index of the first CTE name if the WITH at ``i`` opens common table expressions,
+    else -1.
+
+    ``WITH [RECURSIVE] name [(columns)] [AS] (query)``: Databricks makes ``AS`` optional.
+    """
     j = i + 1
-    if j < n and toks[j][1].upper() == "RECURSIVE":
+    if j < end and toks[j][1].upper() == "RECURSIVE":
         j += 1
-    if j >= n or toks[j][0] not in (_WORD, _QIDENT):
-        return False
+    if j >= end or toks[j][0] not in _NAMES:
+        return -1
+    name = j
     j += 1
-    if j < n and toks[j] == (_PUNCT, "("):
+    if j < end and toks[j] == _OPEN:
+        j += 1
+        if j < end and toks[j][1].upper() in _QUERY_STARTS:
+            return name
         # A column list holds names and commas only. Stopping at anything else keeps the
         # look-aheads of different WITHs apart: nested ones do not each rescan the rest.
-        j += 1
-        while j < n and (toks[j][0] in (_WORD, _QIDENT) or toks[j] == (_PUNCT, ",")):
+        while j < end and (toks[j][0] in _NAMES or toks[j] == _COMMA):
             j += 1
-        if j >= n or toks[j] != (_PUNCT, ")"):
-            return False
+        if j >= end or toks[j] != _CLOSE:
+            return -1
         j += 1
-    return j < n and toks[j][0] == _WORD and toks[j][1].upper() == "AS"
+        if j < end and toks[j] == _OPEN:
+            return name
+    return name if j < end and toks[j][0] == _WORD and toks[j][1].upper() == "AS" else -1
 
 
-def _read_name(toks: list[_Token], i: int) -> tuple[str, int]:
+def _read_name(toks: list[_Token], i: int, end: int) -> tuple[str, int]:
     """A possibly qualified name starting at ``i`` and the index after it."""
-    parts = [toks[i][1]]
+    name = toks[i][1]
     i += 1
-    n = len(toks)
-    while i + 1 < n and toks[i] == (_PUNCT, ".") and toks[i + 1][0] in (_WORD, _QIDENT):
-        parts.append(toks[i + 1][1])
+    while i + 1 < end and toks[i] == _DOT and toks[i + 1][0] in _NAMES:
+        name += "." + toks[i + 1][1]
         i += 2
-    return ".".join(parts), i
+    return name, i
 
 
-def _read_verb(toks: list[_Token], i: int, verb: _Verb, items: list[str]) -> int:
-    """Append the operation (verb and command keywords) starting at ``i``; index after it."""
+def _read_target(
+    toks: list[_Token],
+    i: int,
+    end: int,
+    expect: int,
+    *,
+    ctes: set[str],
+    items: list[str],
+    targets: list[tuple[str, bool]],
+) -> int:
+    """Add the name at ``i`` to ``items`` and ``targets`` unless it is a CTE or a function;
+    the index after it."""
+    name, i = _read_name(toks, i, end)
+    function = expect == _FROM_TABLE and i < end and toks[i][1] == "("  # range(10)
+    if not function and _unquote(name) not in ctes:
+        items.append(name)
+        targets.append((name, expect == _OTHER))
+    return i
+
+
+def _read_verb(
+    toks: list[_Token], i: int, end: int, verb: _Verb, items: list[str]
+) -> tuple[int, int]:
+    """Add the operation (verb and command keywords) at ``i``; the index after it and what a
+    name read next is."""
     words = [toks[i][1]]
-    n = len(toks)
+    expect = verb.target
     j = i + 1
-    first = True
-    while j < n:
+    while j < end:
         kind, text = toks[j]
-        if kind != _WORD:
-            break
         upper = text.upper()
-        if upper not in verb.keep and upper not in verb.drop:
+        if kind != _WORD or (upper not in verb.keep and upper not in verb.drop):
             break
-        following = toks[j + 1] if j + 1 < n else (_PUNCT, ";")
-        if following == (_PUNCT, "."):
-            break  # the first part of a qualified name (``CREATE TABLE schema.t``)
+        following = toks[j + 1] if j + 1 < end else _SEMICOLON
+        if following == _DOT:
+            break  # the first part of a qualified name (``CREATE TABLE schema . t``)
         # A keyword followed by no name may itself be the name (``DROP TABLE location``).
-        if not first and following[0] not in (_WORD, _QIDENT):
+        if j > i + 1 and following[0] not in _NAMES:
             break
         if upper in verb.keep:
             words.append(text)
-        first = False
+            if upper in _PRINCIPALS:
+                expect = -1
+            elif expect < 0:
+                pass
+            elif upper in verb.collection:
+                expect = _COLLECTION
+            elif upper in verb.other:
+                expect = _OTHER
         j += 1
     items.append(" ".join(words))
-    return j
+    if verb.target == _NO_TARGET or expect < 0:
+        return j, _NO_TARGET
+    return j, expect
 
 
 def _join_summary(items: list[str]) -> str | None:
@@ -904,7 +897,11 @@ def analyze(sql: str, *, sanitize: bool = True, max_length: int = 2048) -> Query
 
 
 def sanitize(sql: str) -> str:
-    """``sql`` with every literal replaced by ``?`` and comments removed, not truncated."""
+    """``sql`` with every literal replaced by ``?`` and comments removed, not truncated.
+
+    Of a text with more tokens than one per eight characters of ``max(len(sql), 64 KiB)`` (more
+    than 8,192 in up to 64 KiB) only the start is kept, like the summary's.
+    """
     if not isinstance(sql, str):
         return ""
     return analyze(sql, max_length=max(len(sql), 1)).text or ""
