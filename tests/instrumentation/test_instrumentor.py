@@ -17,7 +17,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 from opentelemetry_instrumentation_dbsql.options import OPTION_SPECS, resolve_options
-from tests.conftest import Telemetry, make_telemetry
+from tests.conftest import Telemetry, backend_missing, make_telemetry
 
 
 def _roles(telemetry: Telemetry) -> list[str]:
@@ -35,6 +35,43 @@ def test_import_and_instrument_do_not_import_the_driver_client() -> None:
         from databricks.sql.client import Cursor
         import wrapt
         assert isinstance(Cursor.__dict__["execute"], wrapt.FunctionWrapper), "not patched"
+        print("ok")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.skipif(backend_missing("sea") is not None, reason="connector without SEA backend")
+def test_backend_hooks_wait_for_the_driver_to_import_the_backend() -> None:
+    """The SEA and kernel hook points are installed when the driver imports their module
+    (the kernel's loads a native library): never by instrumenting or importing the client."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import wrapt
+        from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
+        instrumentor = DbsqlInstrumentor()
+        instrumentor.instrument()
+        import databricks.sql.client
+        for name in ("databricks.sql.backend.sea.backend", "databricks.sql.backend.kernel.client"):
+            assert name not in sys.modules, name + " imported by instrumenting"
+        # The driver imports the backend (on the first use_sea connection): wrapped then.
+        from databricks.sql.backend.sea.backend import SeaDatabricksClient
+        from databricks.sql.backend.sea.queue import LinkFetcher
+        poll = vars(SeaDatabricksClient)["_poll_query"]
+        assert isinstance(poll, wrapt.FunctionWrapper), "not wrapped on import"
+        assert isinstance(vars(LinkFetcher)["_worker_loop"], wrapt.FunctionWrapper)
+        instrumentor.uninstrument()
+        assert vars(SeaDatabricksClient)["_poll_query"] is poll.__wrapped__, "not restored"
+        # Already imported when instrumenting again: wrapped at once.
+        instrumentor.instrument()
+        assert isinstance(vars(SeaDatabricksClient)["_poll_query"], wrapt.FunctionWrapper)
+        instrumentor.uninstrument()
+        assert vars(SeaDatabricksClient)["_poll_query"] is poll.__wrapped__, "not restored"
         print("ok")
         """
     )

@@ -1,9 +1,10 @@
-"""The connector's SEA backend (``use_sea=True``, the REST Statement Execution API) with the
+"""The connector's REST backends (``use_sea=True``, the pure-Python SEA client, and
+``use_kernel=True``, the Rust kernel; both talk the Statement Execution API) with the
 instrumentation on: statements run against the local warehouse's REST API give the driver's
-results unchanged, and each gets its spans, matching what the warehouse served.
+results and errors unchanged, and each gets its spans, matching what the warehouse served.
 
-The rest of the instrumentation suite runs on the Thrift backend; this only checks that SEA
-statements are not broken and are recorded.
+The instrumentation suite (tests/instrumentation) runs on every backend; this compares one
+workload run bare and instrumented.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from databricks.sql.client import Connection
 from opentelemetry.trace import StatusCode
 
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
-from tests.conftest import Telemetry, make_telemetry
+from tests.conftest import Telemetry, cloudfetch_files, make_telemetry
 
 LINKED = "SELECT * FROM orders ORDER BY id"
 
 
 def _workload(warehouse: LocalWarehouse) -> tuple[list[Any], list[str]]:
-    """Run statements over SEA; returns what the driver gave back and the statement ids."""
+    """Run statements on the warehouse's backend; returns what the driver gave back and the
+    statement ids."""
     outcomes: list[Any] = []
     query_ids: list[str] = []
-    with databricks.sql.connect(**warehouse.connect_kwargs(use_sea=True)) as connection:
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as connection:
         with connection.cursor() as cursor:
             for sql, params in [
                 (LINKED, None),  # three external links, two fetched by chunk calls
@@ -57,10 +59,13 @@ def uninstrumented() -> Iterator[None]:
     yield
 
 
-def test_sea_statements_are_unchanged_and_traced(
-    warehouse: LocalWarehouse, uninstrumented: None
+@pytest.mark.backends("sea", "kernel")
+def test_rest_statements_are_unchanged_and_traced(
+    warehouse: LocalWarehouse, uninstrumented: None, backend: str
 ) -> None:
-    warehouse.script(LINKED, cloudfetch_files=3, times=2)
+    # Three external links, two fetched by chunk calls (one on the kernel: see
+    # tests.conftest.cloudfetch_files).
+    warehouse.script(LINKED, cloudfetch_files=cloudfetch_files(backend, 3), times=2)
     warehouse.script("SELECT 5 AS five", running_polls=1, times=2)
     baseline, _ = _workload(warehouse)
     warehouse.execute_sql("DELETE FROM orders WHERE id >= 1000")
@@ -75,16 +80,24 @@ def test_sea_statements_are_unchanged_and_traced(
 
     assert instrumented == baseline
     assert baseline[0][0][:2] == [(0, "customer_0", 0.0), (1, "customer_1", 1.5)]
-    assert "GetStatementResultChunk" in warehouse.rpc_names()
     assert "GetStatement" in warehouse.rpc_names()
+    if backend == "sea":
+        assert "GetStatementResultChunk" in warehouse.rpc_names()
     served = warehouse.served
-    assert list(served) == query_ids
+    # The kernel's catalogs() call has an id of the connector's making, not the one served.
+    server_ids = [q for q in query_ids if q in served]
+    assert [q for q in served if q in server_ids] == server_ids
+    assert len(served) == len(query_ids)
+    assert len(server_ids) == len(query_ids) - (backend == "kernel")
 
     (session,) = telemetry.spans_by_role("CREATE_SESSION")
-    assert dict(session.attributes or {})["databricks.backend"] == "sea"
+    assert dict(session.attributes or {})["databricks.backend"] == backend
     statements = telemetry.spans_by_role("STATEMENT")
-    assert [(s.attributes or {}).get("databricks.statement.id") for s in statements] == query_ids
+    recorded = [(s.attributes or {}).get("databricks.statement.id") for s in statements]
+    assert recorded == [q if q in served else None for q in query_ids]
     for span, query_id in zip(statements, query_ids, strict=True):
+        if query_id not in served:
+            continue
         attributes = dict(span.attributes or {})
         assert attributes["server.port"] == warehouse.port
         assert attributes["databricks.session.id"] == served[query_id].session_id
@@ -102,7 +115,7 @@ def test_sea_statements_are_unchanged_and_traced(
 def test_thrift_is_the_backend_of_a_plain_connect(
     warehouse: LocalWarehouse, telemetry: Telemetry
 ) -> None:
-    """For contrast: the default backend, which the rest of the suite covers, is Thrift."""
+    """For contrast: the connector's default backend is Thrift."""
     with databricks.sql.connect(**warehouse.connect_kwargs()) as connection:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
