@@ -8,14 +8,23 @@ PIP := -m pip install -q --disable-pip-version-check
 # `make test` runs a version matrix of four legs, one after the other:
 #
 #   main              PYTHON, newest releases: lint, mypy, the whole suite.
-#   oldest            Python 3.10, the oldest OpenTelemetry, wrapt and DuckDB (1.x) releases
-#                     pyproject.toml admits, newest connector: the whole suite but LOAD_TEST.
-#   oldest-connector  as oldest, with connector 4.0.0: the instrumentation suite but LOAD_TEST
-#                     (and the warehouse's DML counts). Connector 4.0.0 predates parts of the
-#                     driver that other suites drive directly (databricks.sql.backend,
-#                     Connection.session, cursor.rowcount, native telemetry, the SEA backend,
-#                     per-statement query tags).
-#   newest            the newest Python found, newest releases: the whole suite but LOAD_TEST.
+#   oldest-connector  Python 3.10, the oldest OpenTelemetry, wrapt and DuckDB (1.x) releases
+#                     pyproject.toml admits, connector 4.0.0: the instrumentation suite but
+#                     LOAD_TEST, and the warehouse's DuckDB-version tests. Connector 4.0.0
+#                     predates parts of the driver that the other suites drive directly
+#                     (databricks.sql.backend, Connection.session, cursor.rowcount, native
+#                     telemetry, the SEA backend, per-statement query tags).
+#   oldest            the same floors with the newest connector: every suite but the
+#                     instrumentation suite (the previous leg's) and the examples (which run
+#                     opentelemetry-instrument as tests/e2e does): OTLP export,
+#                     auto-instrumentation, contrib integrations, the warehouse, aggregation,
+#                     export, the README's tables.
+#   newest            the newest Python found, newest releases: the suites where the
+#                     interpreter shows (threads, fork and exit, sockets and TLS) --
+#                     instrumentation but LOAD_TEST, aggregation, export, warehouse. The rest
+#                     runs the same releases as main.
+#
+# The extra legs run on the Thrift backend alone (--backends); main runs every backend.
 #
 # Each extra leg installs itself into its own virtualenv (refreshed when pyproject.toml or this
 # file changes) and is skipped, with a message, when its interpreter is not found: pyenv's
@@ -40,11 +49,12 @@ NEWEST_VENV := .venv-newest
 NEWEST_INSTALL := --upgrade --upgrade-strategy eager -e ".[instruments,warehouse,test]"
 # 16 threads x 1000 statements: minutes of CPU and no version-specific path; main runs it.
 LOAD_TEST := tests/instrumentation/test_aggregation_e2e.py::test_sixteen_threads_thousand_statements_each
-OLDEST_TESTS := --deselect $(LOAD_TEST)
 OLDEST_CONNECTOR_TESTS := tests/instrumentation tests/warehouse/test_warehouse_duckdb_versions.py \
 	--deselect $(LOAD_TEST) \
 	--deselect tests/instrumentation/test_databricks_native_parity.py::test_export_reports_what_native_telemetry_reports
-NEWEST_TESTS := --deselect $(LOAD_TEST)
+OLDEST_TESTS := --ignore=tests/instrumentation --ignore=tests/examples
+NEWEST_TESTS := tests/instrumentation tests/aggregation tests/export tests/warehouse \
+	--deselect $(LOAD_TEST)
 
 # The first interpreter among the X.Y versions given that runs and reports that version.
 find_python = $(shell for v in $(1); do \
@@ -73,7 +83,7 @@ define leg_run
 	'Python %d.%d.%d,' % sys.version_info[:3], ', '.join(d + ' ' + m.version(d) for d in ( \
 	'opentelemetry-sdk', 'opentelemetry-instrumentation', 'databricks-sql-connector', \
 	'duckdb', 'wrapt')))"
-	$(2)/bin/python -m pytest -q -p no:cacheprovider $(3)
+	$(2)/bin/python -m pytest -q -p no:cacheprovider --backends=thrift $(3)
 endef
 
 .PHONY: demo test lint typecheck pytest pytest-oldest pytest-oldest-connector pytest-newest \
@@ -134,7 +144,7 @@ leg-oldest-connector: $(OLDEST_CONNECTOR_VENV)/.installed-stamp
 leg-newest: $(NEWEST_VENV)/.installed-stamp
 	$(call leg_run,newest,$(NEWEST_VENV),$(NEWEST_TESTS))
 
-test: lint typecheck pytest pytest-oldest pytest-oldest-connector pytest-newest
+test: lint typecheck pytest pytest-oldest-connector pytest-oldest pytest-newest
 
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) $(OLDEST_CONNECTOR_VENV) $(NEWEST_VENV) .mypy_cache \
