@@ -25,6 +25,9 @@ Arms (baseline in brackets):
 ``bare-native``       the driver with its own telemetry forced on [bare-off]
 ``dbsql-sdk``         this package, SDK tracer and meter providers, Databricks export off
                       [bare-off]
+``dbsql-sdk-hooks``   as ``dbsql-sdk``, with a do-nothing ``request_hook`` and ``response_hook``
+                      and an ``exclude_statements`` pattern that matches no statement of the
+                      workload [bare-off]
 ``dbapi-sdk``         the contrib dbapi instrumentation on the connection, same SDK set-up
                       [bare-off]
 ``span-floor``        no instrumentation package: a bare wrapper on ``Cursor.execute`` that makes
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import re
 import statistics
 import sys
 import time
@@ -158,6 +162,10 @@ def _wrapt_noop() -> Callable[[], None]:
     return restore
 
 
+def _no_op_hook(span: Any, info: Any) -> None:
+    """A request/response hook that does nothing: the cost of calling one."""
+
+
 def _arms() -> dict[str, Arm]:
     tracer_provider, meter_provider = _sdk_providers()
     dbapi_tracer_provider, dbapi_meter_provider = _sdk_providers()
@@ -185,6 +193,19 @@ def _arms() -> dict[str, Arm]:
                 tracer_provider=tracer_provider,
                 meter_provider=meter_provider,
                 enable_telemetry=False,
+            ),
+            off,
+        ),
+        Arm(
+            "dbsql-sdk-hooks",
+            "bare-off",
+            _instrumented(
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
+                enable_telemetry=False,
+                request_hook=_no_op_hook,
+                response_hook=_no_op_hook,
+                exclude_statements=re.compile(r"(?i)select\s+2"),
             ),
             off,
         ),
@@ -290,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for mine, theirs in (
         ("dbsql-sdk", "dbapi-sdk"),
+        ("dbsql-sdk-hooks", "dbsql-sdk"),
         ("span-floor", "dbapi-sdk"),
         ("dbsql-sdk", "span-floor"),
         ("dbsql-nosdk", "wrapt-noop"),
