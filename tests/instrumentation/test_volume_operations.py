@@ -35,9 +35,8 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.wire import Request
 from tests.conftest import Telemetry, make_telemetry
 from tests.export.helpers import statement_record
 
-# The local warehouse answers staging statements over Thrift only; the kernel refuses them
-# (NotSupportedError: it has no volume API).
-pytestmark = pytest.mark.backends("thrift")
+# The kernel refuses staging statements (NotSupportedError: it has no volume API).
+pytestmark = pytest.mark.backends("thrift", "sea")
 
 STATEMENT = "STATEMENT"
 TRANSFER = "VOLUME_TRANSFER"

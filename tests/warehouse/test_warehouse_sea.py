@@ -386,6 +386,25 @@ def test_errors_carry_sqlstate(warehouse: LocalWarehouse, sea: Callable[..., Any
     assert warehouse.served[scripted].sqlstate == "22012"
 
 
+def test_staging_statements(
+    warehouse: LocalWarehouse, sea: Callable[..., Any], tmp_path: Any
+) -> None:
+    """PUT, GET and REMOVE answer with a volume operation's one row (``is_volume_operation``),
+    and the driver's transfers to the pre-signed URL reach the volume, as over Thrift."""
+    source, copy = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_bytes(b"id\n1\n")
+    volume = "/Volumes/main/default/v/in.csv"
+    with sea(staging_allowed_local_path=str(tmp_path)).cursor() as cursor:
+        cursor.execute(f"PUT '{source}' INTO '{volume}'")
+        assert warehouse.volume_files == {volume: b"id\n1\n"}
+        cursor.execute(f"GET '{volume}' TO '{copy}'")
+        cursor.execute(f"REMOVE '{volume}'")
+    assert copy.read_bytes() == b"id\n1\n"
+    assert warehouse.volume_files == {}
+    assert [t.method for t in warehouse.volume_transfers] == ["PUT", "GET", "DELETE"]
+    assert {r.protocol for r in warehouse.rpcs} == {"rest"}
+
+
 def test_status_style_error_is_an_http_error(
     warehouse: LocalWarehouse, sea: Callable[..., Any]
 ) -> None:

@@ -163,6 +163,7 @@ class SeaResult:
         *,
         statement_id: str,
         truncated: bool = False,
+        volume_operation: bool = False,
         chunk_rows: int | None = None,
         links_per_page_rows: int | None = None,
         cloudfetch_files: int | None = None,
@@ -176,6 +177,7 @@ class SeaResult:
         self.lz4 = lz4 and self.format == ARROW_STREAM
         self.statement_id = statement_id
         self.truncated = truncated
+        self.volume_operation = volume_operation
         self.total_rows = int(table.num_rows)
         self._page_rows = links_per_page_rows
         self._stream: ResultStream | None = None
@@ -240,6 +242,8 @@ class SeaResult:
         }
         if self.lz4:
             manifest["result_compression"] = LZ4_FRAME
+        if self.volume_operation:
+            manifest["is_volume_operation"] = True
         return manifest
 
     def page(self, start: int) -> tuple[dict[str, Any], int]:

@@ -41,6 +41,7 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse.sea_results import (
     SeaResult,
     served_form,
 )
+from opentelemetry_instrumentation_dbsql.testing.warehouse.staging import VolumeStore, parse_staging
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, CLOSED = (
     "PENDING",
@@ -103,6 +104,7 @@ class RestStatement:
     result: SeaResult | None = None
     error: EngineError | None = None
     modified_rows: int | None = None
+    staging: bool = False  # a volume operation: its one row is the transfer to make
     closed: bool = False
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -169,8 +171,10 @@ class SeaService:
         long_poll: float = 0.1,
         link_ttl: float = 900.0,
         cloudfetch_min_rows: int = 100_000,
+        volumes: VolumeStore | None = None,
     ) -> None:
         self._engine = engine
+        self._volumes = volumes
         self._scripts = scripts
         self._recorder = recorder
         self._files = files
@@ -400,7 +404,12 @@ class SeaService:
                 statement.cond.notify_all()
 
     def _run(self, statement: RestStatement) -> tuple[Any, int | None]:
-        """The result table and modified rows (metadata SHOW commands: from the catalog)."""
+        """The result table and modified rows (metadata SHOW commands: from the catalog;
+        staging statements: the pre-signed URL, as over Thrift)."""
+        staging = parse_staging(statement.sql) if self._volumes is not None else None
+        if staging is not None and self._volumes is not None:
+            statement.staging = True
+            return self._volumes.issue(staging, statement.statement_id, self._base_url), None
         table = sea_metadata.answer(self._engine, statement.sql)
         if table is not None:
             return table, None
@@ -468,6 +477,7 @@ class SeaService:
             lz4,
             statement_id=statement.statement_id,
             truncated=truncated,
+            volume_operation=statement.staging,
             chunk_rows=script.page_size if script else None,
             links_per_page_rows=script.page_size if script else None,
             cloudfetch_files=script.cloudfetch_files if script else None,

@@ -53,7 +53,7 @@ def _driver_has_telemetry() -> bool:
 
 class LocalWarehouse:
     """A local Databricks SQL warehouse: Thrift TCLIService and the Statement Execution API,
-    feature flags, telemetry, CloudFetch, staging (volume) operations over Thrift.
+    feature flags, telemetry, CloudFetch, staging (volume) operations over both.
 
     ``with LocalWarehouse() as wh: databricks.sql.connect(**wh.connect_kwargs())``. Every
     instance has its own port, its own DuckDB database and its own records.
@@ -142,6 +142,7 @@ class LocalWarehouse:
                 long_poll=self._long_poll,
                 link_ttl=self._link_ttl,
                 cloudfetch_min_rows=self._cloudfetch_min_rows,
+                volumes=self._volumes,
             )
             # The router needs the bound port (CloudFetch links), hence set after binding.
             server.router = Router(
