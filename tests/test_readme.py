@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import threading
@@ -14,15 +15,17 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from opentelemetry_instrumentation_dbsql import statement_tags
+from opentelemetry_instrumentation_dbsql.aggregation.records import ChunkDetails, StatementRecord
 from opentelemetry_instrumentation_dbsql.export.stats import (
     METRIC_PREFIX,
     ExportStats,
     register_export_metrics,
 )
+from opentelemetry_instrumentation_dbsql.export.wire_format import mode_for_backend
 from opentelemetry_instrumentation_dbsql.options import OPTION_SPECS
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 from tests.aggregation.helpers import wait_until
-from tests.conftest import Telemetry, make_telemetry
+from tests.conftest import Telemetry, cloudfetch_files, make_telemetry
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
 EXPORT_METRICS = METRIC_PREFIX + "."
@@ -35,8 +38,9 @@ def _section(title: str) -> str:
     return text[start:end]
 
 
-def _rows(section: str) -> list[list[str]]:
-    """The rows of an RST list-table: each ``* -`` starts a row, each ``-`` a cell."""
+def _rows(section: str, *, header: bool = False) -> list[list[str]]:
+    """The rows of an RST list-table: each ``* -`` starts a row, each ``-`` a cell (the header
+    row first when ``header``)."""
     rows: list[list[str]] = []
     for line in section.splitlines():
         stripped = line.strip()
@@ -46,7 +50,7 @@ def _rows(section: str) -> list[list[str]]:
             rows[-1].append(stripped[2:])
         elif stripped and rows and line.startswith("       "):
             rows[-1][-1] += " " + stripped
-    return rows[1:]  # header row
+    return rows if header else rows[1:]
 
 
 def _literals(cell: str) -> list[str]:
@@ -219,6 +223,120 @@ def test_metric_table_has_the_export_instruments() -> None:
         if _literals(r[0])[0].startswith(EXPORT_METRICS)
     }
     assert documented == registered
+
+
+# -- the backends table ---------------------------------------------------------------------------
+
+
+def _backend_workload(warehouse: LocalWarehouse, backend: str, local: Path) -> None:
+    """Every kind of statement on ``backend``, so every row of the backends table shows."""
+    warehouse.execute_sql("CREATE TABLE t AS SELECT i AS id FROM range(100) r(i)")
+    fetched = "SELECT i FROM range(30000) r(i)"
+    files = cloudfetch_files(backend, 2)
+    warehouse.script(fetched, result_format="cloudfetch", lz4=True, cloudfetch_files=files)
+    slow = "SELECT 2 AS slow"
+    warehouse.script(slow, completion_delay=5.0)
+    polled = "SELECT 3 AS polled"
+    warehouse.script(polled, running_polls=1)
+    inline = "SELECT id FROM t WHERE id < 5"
+    warehouse.script(inline, result_format="arrow")
+    paged = "SELECT id FROM t WHERE id < 50"
+    if backend == "sea":  # SEA reads one inline chunk: its pages are links
+        warehouse.script(paged, result_format="cloudfetch", cloudfetch_files=3)
+    else:
+        warehouse.script(paged, result_format="arrow", page_size=20)
+    kwargs = warehouse.connect_kwargs(staging_allowed_local_path=str(local))
+    with databricks.sql.connect(**kwargs) as conn, conn.cursor() as cursor:
+        if backend != "kernel":  # the kernel refuses staging statements
+            (local / "in.csv").write_bytes(b"id\n1\n")
+            cursor.execute(f"PUT '{local / 'in.csv'}' INTO '/Volumes/main/default/v/in.csv'")
+            cursor.execute("REMOVE '/Volumes/main/default/v/in.csv'")
+        for sql in (inline, fetched, polled, paged, "UPDATE t SET id = id WHERE id < 3"):
+            cursor.execute(sql)
+            cursor.fetchall()
+        cursor.executemany("INSERT INTO t VALUES (:id)", [{"id": 1}, {"id": 2}])
+        with pytest.raises(ServerOperationError):
+            cursor.execute("SELECT * FROM missing")
+        cursor.ASYNC_DEFAULT_POLLING_INTERVAL = 0.05
+        cursor.execute_async(polled)
+        cursor.get_async_execution_result()
+        cursor.fetchall()
+        cursor.tables()
+        cursor.fetchall()
+        conn.commit()
+        before_id, before_calls = cursor.active_command_id, len(warehouse.rpcs)
+
+        def running() -> bool:
+            if backend == "kernel":  # the cursor learns the id when execute() ends
+                return "GetStatement" in [r.name for r in warehouse.rpcs[before_calls:]]
+            return cursor.active_command_id not in (None, before_id)
+
+        def cancel_once_running() -> None:
+            wait_until(running, "the slow statement to start")
+            cursor.cancel()
+
+        canceller = threading.Thread(target=cancel_once_running)
+        canceller.start()
+        try:
+            cursor.execute(slow)  # returns on Thrift, raises on the REST backends
+        except databricks.sql.exc.Error:
+            assert backend != "thrift"
+        canceller.join()
+
+
+def _record_has(records: list[StatementRecord], field: str) -> bool:
+    for record in records:
+        value = getattr(record, field)
+        if isinstance(value, ChunkDetails):
+            value = any(v is not None for v in dataclasses.astuple(value)) or None
+        if value is not None and (isinstance(value, bool) or value != 0):
+            return True
+    return False
+
+
+@pytest.mark.backends("thrift", "sea", "kernel")
+def test_backend_table_matches_what_each_backend_records(
+    warehouse: LocalWarehouse, backend: str, tmp_path: Path
+) -> None:
+    telemetry: Telemetry = make_telemetry()
+    try:
+        _backend_workload(warehouse, backend, tmp_path)
+    finally:
+        telemetry.instrumentor.uninstrument()  # flushes the records
+    spans = telemetry.spans()
+    roles = {str((s.attributes or {}).get("databricks.span.role")) for s in spans}
+    attributes = {name for s in spans for name in (s.attributes or {})}
+    (session,) = telemetry.spans_by_role("CREATE_SESSION")
+    statements = list(telemetry.sink.statement_records)
+    (opened, *_) = telemetry.sink.connection_records
+    values = {
+        "databricks.backend": (session.attributes or {})["databricks.backend"],
+        "mode": mode_for_backend(opened.backend),
+    }
+    header, *rows = _rows(_section("backends"), header=True)
+    column = header.index(backend)
+    assert [r[0].split()[0] for r in rows if r[0].startswith("record")]  # the table has them
+    for row in rows:
+        kind = row[0].split()[0]
+        names = _literals(row[0])
+        cell = row[column]
+        expected = _literals(cell)
+        if kind == "wire" or (expected and not cell.startswith(("yes", "no"))):
+            assert [values[names[0]]] == expected[:1], (row[0], backend)
+            continue
+        assert cell.startswith(("yes", "no")), (row[0], backend, cell)
+        if kind == "span":
+            seen = [name in roles for name in names]
+        elif kind == "attribute":
+            seen = [names[0] in attributes]
+        else:
+            assert kind == "record", row[0]
+            seen = [_record_has(statements, names[0])]
+        if cell.startswith("no"):
+            assert not any(seen), (row[0], backend, "recorded, the table says no")
+        # Retries need a failing endpoint (the driver backs off 5 s at least): none here.
+        elif names[0] not in ("databricks.retries.count", "retry_count"):
+            assert all(seen), (row[0], backend, "never recorded, the table says yes")
 
 
 def test_readme_names_the_two_commands() -> None:
