@@ -373,7 +373,9 @@ def test_cancel_from_another_thread(warehouse: Any, telemetry: Telemetry, backen
         def running() -> bool:
             if backend == "kernel":  # the cursor learns the id only when execute() ends
                 return STATUS_CALL[backend] in warehouse.rpc_names()
-            return cursor.active_command_id is not None
+            # active_op_handle: connector releases before 4.1 (no active_command_id)
+            handle = getattr(cursor, "active_command_id", None)
+            return (handle or getattr(cursor, "active_op_handle", None)) is not None
 
         def cancel_once_running() -> None:
             wait_until(running, "the statement to start")
