@@ -88,6 +88,7 @@ class StatementTracker:
         "operation_name",
         "poll_count",
         "poll_ns",
+        "prior_command",
         "protocol_sqlstate",
         "ready_ns",
         "reported_modified_rows",
@@ -148,6 +149,8 @@ class StatementTracker:
         # The driver's id for this statement is its own, not the server's (the kernel's
         # metadata calls): it is not recorded as the statement id.
         self.local_statement_id = False
+        # The cursor's command id when the statement began (the previous statement's).
+        self.prior_command: object = None
         self.retries = 0
         self.round_trips = 0
         self.result_format: str | None = None

@@ -402,6 +402,25 @@ def test_cancel_from_another_thread(warehouse: Any, telemetry: Telemetry, backen
         assert _attrs(cancel)["databricks.statement.id"] == attributes["databricks.statement.id"]
 
 
+def test_a_statement_refused_before_it_got_an_id_names_none(
+    warehouse: Any, telemetry: Telemetry
+) -> None:
+    """The cursor keeps the previous statement's id until the server answers: a statement the
+    server refused outright must not be given that id."""
+    with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT 1 AS first")
+        cursor.fetchall()
+        first_id = statement_id_of(cursor)
+        warehouse.fault_rpc("ExecuteStatement", 400)
+        with pytest.raises(Error):
+            cursor.execute("SELECT 2 AS refused")
+        assert statement_id_of(cursor) == first_id  # what the driver still says
+    first, refused = telemetry.spans_by_role(STATEMENT)
+    assert _attrs(first)["databricks.statement.id"] == first_id
+    assert refused.status.status_code is StatusCode.ERROR
+    assert "databricks.statement.id" not in _attrs(refused)
+
+
 def test_connect_and_close_spans(warehouse: Any, telemetry: Telemetry, backend: str) -> None:
     conn = databricks.sql.connect(**warehouse.connect_kwargs(catalog="main", schema="default"))
     session_id = conn.get_session_id_hex()

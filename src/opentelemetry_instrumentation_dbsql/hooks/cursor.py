@@ -17,6 +17,7 @@ from opentelemetry_instrumentation_dbsql.hooks.lifecycle import (
     finish_statement_failed,
     finish_statement_ok,
     modified_rows,
+    statement_id_for,
 )
 from opentelemetry_instrumentation_dbsql.hooks.query_tags import query_tags_with_context
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
@@ -66,6 +67,10 @@ def _traced(
     there leaves the call untraced), ``done`` runs after success; failures end the span."""
     try:
         call = begin()
+        if kind != "async-result":  # that statement began in execute_async
+            # The driver replaces the cursor's command id once the server answers: until then
+            # (and for good if the call fails first) it is the previous statement's.
+            call.tracker.prior_command = getattr(instance, "active_command_id", None)
         tokens = enter_context(call.tracker.statement_recorder, call.tracker)
     except Exception as exc:
         log_failure_once(kind + "-begin", exc)
@@ -320,7 +325,11 @@ class CursorHooks:
             attributes = dict(state.base_attributes)
             attributes[attr.SPAN_ROLE] = attr.ROLE_CANCEL
             attributes[attr.DB_OPERATION_NAME] = "cancel"
-            statement_id = statement_id_of(instance)
+            statement_id = (
+                statement_id_for(target, instance)
+                if target is not None
+                else statement_id_of(instance)
+            )
             if statement_id is not None:
                 attributes[attr.STATEMENT_ID] = statement_id
             parent = target.statement_recorder.context() if target is not None else None

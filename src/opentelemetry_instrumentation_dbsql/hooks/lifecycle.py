@@ -182,8 +182,15 @@ def modified_rows(tracker: StatementTracker, result_set: object) -> int | None:
 
 
 def statement_id_for(tracker: StatementTracker, cursor: object) -> str | None:
-    """The server's id of the statement, from the cursor (None when the driver made it up)."""
-    return None if tracker.local_statement_id else statement_id_of(cursor)
+    """The server's id of the statement, from the cursor: None when the driver made it up, or
+    when the cursor still holds the previous statement's (no answer from the server yet: the
+    kernel's whole run, or a statement that failed before it got one)."""
+    if tracker.local_statement_id:
+        return None
+    prior = tracker.prior_command
+    if prior is not None and getattr(cursor, "active_command_id", None) is prior:
+        return None
+    return statement_id_of(cursor)
 
 
 def _write_execute_totals(recorder: SpanRecorder, tracker: StatementTracker) -> None:
