@@ -20,7 +20,7 @@ from opentelemetry_instrumentation_dbsql.hooks.lifecycle import (
     statement_id_for,
 )
 from opentelemetry_instrumentation_dbsql.hooks.query_tags import query_tags_with_context
-from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
+from opentelemetry_instrumentation_dbsql.hooks.statement_ids import command_of, statement_id_of
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
 from opentelemetry_instrumentation_dbsql.statement import (
@@ -70,7 +70,7 @@ def _traced(
         if kind != "async-result":  # that statement began in execute_async
             # The driver replaces the cursor's command id once the server answers: until then
             # (and for good if the call fails first) it is the previous statement's.
-            call.tracker.prior_command = getattr(instance, "active_command_id", None)
+            call.tracker.prior_command = command_of(instance)
         tokens = enter_context(call.tracker.statement_recorder, call.tracker)
     except Exception as exc:
         log_failure_once(kind + "-begin", exc)

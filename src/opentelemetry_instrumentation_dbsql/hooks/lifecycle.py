@@ -14,7 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry_instrumentation_dbsql import attributes as attr
 from opentelemetry_instrumentation_dbsql import query_text
 from opentelemetry_instrumentation_dbsql.hooks.failed_response import sqlstate_of_failed_response
-from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
+from opentelemetry_instrumentation_dbsql.hooks.statement_ids import command_of, statement_id_of
 from opentelemetry_instrumentation_dbsql.hooks.statement_metrics import (
     record_result_metrics,
     record_statement_metrics,
@@ -188,7 +188,7 @@ def statement_id_for(tracker: StatementTracker, cursor: object) -> str | None:
     if tracker.local_statement_id:
         return None
     prior = tracker.prior_command
-    if prior is not None and getattr(cursor, "active_command_id", None) is prior:
+    if prior is not None and command_of(cursor) is prior:
         return None
     return statement_id_of(cursor)
 

@@ -6,6 +6,12 @@ from opentelemetry_instrumentation_dbsql.ids import uuid_text
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 
 
+def command_of(cursor: object) -> object:
+    """The cursor's current command handle (``active_op_handle`` before connector 4.1)."""
+    command = getattr(cursor, "active_command_id", None)
+    return command if command is not None else getattr(cursor, "active_op_handle", None)
+
+
 def statement_id_of(cursor: object) -> str | None:
     """The statement id (``cursor.query_id``), also on releases without that property."""
     guid = getattr(getattr(cursor, "active_command_id", None), "guid", None)
