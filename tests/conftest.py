@@ -1,12 +1,13 @@
 """Shared fixtures: a local warehouse, SDK providers with in-memory exporters, the instrumentor.
 
-Backends: the tests in ``tests/instrumentation`` (and any test marked ``backends``) run once per
-connector backend the ``warehouse`` fixture connects with: ``thrift`` (the default), ``sea``
+Backends: a test marked ``backends(...)`` (``every_backend``: all three) runs once per connector
+backend the ``warehouse`` fixture connects with: ``thrift`` (the default), ``sea``
 (``use_sea=True``, the REST Statement Execution API) and ``kernel`` (``use_kernel=True``, the
-Rust kernel). A backend the installed connector lacks is skipped; ``--backends`` chooses which
-run (``--backends kernel`` in a virtualenv with the kernel). A test that is inherently about
-some backends says so with ``@pytest.mark.backends("thrift", ...)``. Every other test connects
-over Thrift.
+Rust kernel). The marked tests are those whose facts come from a backend's own hook points or
+behaviour; the rest of the instrumentation (options, runtime wiring, hooks of the user, the
+exporter's opt-in and deadlines, concurrency) is the same on every backend and runs over Thrift
+only. A backend the installed connector lacks is skipped; ``--backends`` chooses which run
+(``--backends kernel -k kernel`` in a virtualenv with the kernel).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +32,7 @@ from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
 
 BACKENDS = ("thrift", "sea", "kernel")
 _BACKEND_KWARG = {"sea": "use_sea", "kernel": "use_kernel"}
-_PER_BACKEND_DIRS = (Path(__file__).resolve().parent / "instrumentation",)
+every_backend = pytest.mark.backends(*BACKENDS)
 
 
 def _importable(module: str) -> bool:
@@ -68,8 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "backends(*names): the connector backends this test runs on (thrift, sea, kernel); "
-        "marked tests outside tests/instrumentation run per backend too",
+        "backends(*names): run the test once per connector backend named (thrift, sea, kernel)",
     )
     chosen = [b.strip() for b in str(config.getoption("--backends")).split(",") if b.strip()]
     unknown = set(chosen) - set(BACKENDS)
@@ -78,15 +77,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run the tests that use ``backend`` once per backend: those under tests/instrumentation
-    and those marked ``backends``."""
+    """Run a test marked ``backends`` once per backend it names."""
     if "backend" not in metafunc.fixturenames:
         return
     marker = metafunc.definition.get_closest_marker("backends")
-    path = Path(str(metafunc.definition.path)).resolve()
-    if marker is None and not any(d in path.parents for d in _PER_BACKEND_DIRS):
+    if marker is None:
         return
-    allowed = marker.args if marker is not None else BACKENDS
+    allowed = marker.args
     chosen = str(metafunc.config.getoption("--backends")).split(",")
     params = []
     for backend in BACKENDS:

@@ -18,7 +18,7 @@ from opentelemetry_instrumentation_dbsql.aggregation.records import (
 )
 from opentelemetry_instrumentation_dbsql.aggregation.sinks import CollectingSink
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
-from tests.conftest import Telemetry, cloudfetch_files
+from tests.conftest import Telemetry, cloudfetch_files, every_backend
 
 DRIVER_VERSION = tuple(int(p) for p in databricks.sql.__version__.split(".")[:2])
 
@@ -33,6 +33,7 @@ def _statements(sink: CollectingSink) -> dict[str, StatementRecord]:
     return {r.statement_id: r for r in sink.statement_records}
 
 
+@every_backend
 def test_record_counters_match_what_the_warehouse_served(
     warehouse: Any, telemetry: Telemetry, backend: str
 ) -> None:
@@ -106,7 +107,6 @@ def _check_cloudfetch_record(record: StatementRecord, served: Any) -> None:
     assert record.chunks.sum_chunks_download_time_ms is not None
 
 
-@pytest.mark.backends("thrift")  # a load test: no backend-specific path
 def test_sixteen_threads_thousand_statements_each(warehouse: Any, telemetry: Telemetry) -> None:
     threads_count, per_thread, connections_count = 16, 1000, 4
     connections = [
@@ -194,8 +194,7 @@ def test_unclosed_statement_is_not_lost(warehouse: Any) -> None:
     instrumentor = DbsqlInstrumentor()
     instrumentor.instrument(record_sink=sink)
     sql = "SELECT id FROM orders"
-    # Fetched in pages (links on SEA): the statement stays open.
-    warehouse.script(sql, page_size=100, cloudfetch_files=10)
+    warehouse.script(sql, page_size=100)  # fetched in pages: the statement stays open
     conn = databricks.sql.connect(**warehouse.connect_kwargs())
     cursor = conn.cursor()
     cursor.execute(sql)

@@ -11,6 +11,7 @@ import pytest
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
 from opentelemetry_instrumentation_dbsql.export.wire_format import USER_AGENT_PRODUCT
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
+from tests.conftest import every_backend
 
 
 def _events_of(warehouse: Any, session_id: str) -> list[dict[str, Any]]:
@@ -37,6 +38,7 @@ def instrumented() -> Any:
     instrumentor.uninstrument()
 
 
+@every_backend
 def test_flag_on_sends_our_records_and_no_native_ones(warehouse: Any, instrumented: Any) -> None:
     warehouse.feature_flags.configure(enabled=True)
     session_id, ids = _run(warehouse)

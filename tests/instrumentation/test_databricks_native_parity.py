@@ -99,9 +99,8 @@ def instrumentor() -> Iterator[DbsqlInstrumentor]:
         instrumentor.uninstrument()
 
 
-# The connector's own telemetry: over SEA it goes to the origin without the warehouse's port
-# (not here); with the kernel the kernel sends its own (compared below for the mode).
-@pytest.mark.backends("thrift")
+# On Thrift: over SEA the connector's own telemetry goes to the origin without the warehouse's
+# port (not here); with the kernel the kernel sends its own (compared below for the mode).
 def test_export_reports_what_native_telemetry_reports(
     warehouse: LocalWarehouse, instrumentor: DbsqlInstrumentor
 ) -> None:

@@ -27,6 +27,7 @@ from opentelemetry_instrumentation_dbsql.export.connection_params import connect
 from opentelemetry_instrumentation_dbsql.export.wire_format import mode_for_backend
 from opentelemetry_instrumentation_dbsql.statement import CONNECTION_STATE_ATTR
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
+from tests.conftest import every_backend
 from tests.export.helpers import wait_for
 
 
@@ -90,6 +91,7 @@ def _create_session_span(exporter: InMemorySpanExporter, session_id: str) -> Rea
     return span
 
 
+@every_backend
 @pytest.mark.parametrize(
     ("auth", "mechanism"),
     [(_access_token, "PAT"), (_credentials_provider, "OTHER")],
@@ -133,6 +135,7 @@ def test_span_and_records_name_the_same_auth_mechanism(
     assert {p.get("http_path") for p in params} == {attributes[attr.HTTP_PATH]}
 
 
+@every_backend
 def test_a_connection_opened_before_instrumenting_has_the_same_endpoint(
     warehouse: LocalWarehouse, backend: str
 ) -> None:

@@ -17,7 +17,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry_instrumentation_dbsql import DbsqlInstrumentor
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 from opentelemetry_instrumentation_dbsql.options import OPTION_SPECS, resolve_options
-from tests.conftest import Telemetry, backend_missing, make_telemetry
+from tests.conftest import Telemetry, backend_missing, every_backend, make_telemetry
 
 
 def _roles(telemetry: Telemetry) -> list[str]:
@@ -266,6 +266,7 @@ def test_threads_make_exactly_one_span_per_statement(warehouse: Any, telemetry: 
     assert {(s.attributes or {})["databricks.statement.id"] for s in statements} == expected
 
 
+@every_backend
 def test_privacy_canary(warehouse: Any, telemetry: Telemetry) -> None:
     secret = "canary-4f1d-literal"
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:

@@ -3,8 +3,6 @@
 The SDK returns its cached meter for the same scope and keeps the first instrument of each
 name, ignoring the callbacks of a second observable one. Every runtime on one provider must
 therefore count into the instruments that the provider reads.
-
-The kernel polls and downloads in native code: its runs count no polls, chunks or bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from opentelemetry_instrumentation_dbsql.export.stats import (
     register_export_metrics,
 )
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
-from tests.conftest import cloudfetch_files
 
 POLLED = "SELECT 7 AS polled"
 FETCHED = "SELECT i FROM range(20000) r(i)"
@@ -58,31 +55,22 @@ def _workload(warehouse: LocalWarehouse, conn: Any | None = None) -> None:
             conn.close()
 
 
-def _script(warehouse: LocalWarehouse, backend: str) -> None:
+def _script(warehouse: LocalWarehouse) -> None:
     warehouse.script(POLLED, running_polls=POLLS_PER_RUN, poll_delay=0.01)
-    files = cloudfetch_files(backend, FILES_PER_RUN)
-    warehouse.script(FETCHED, result_format="cloudfetch", cloudfetch_files=files)
+    warehouse.script(FETCHED, result_format="cloudfetch", cloudfetch_files=FILES_PER_RUN)
 
 
 def _total(points: list[Any]) -> float:
     return float(sum(p.value for p in points))
 
 
-def _seen(backend: str, per_run: int) -> int:
-    return 0 if backend == "kernel" else per_run
-
-
-def _assert_runs_counted(
-    reader: InMemoryMetricReader, runs: int, connections: int, backend: str
-) -> None:
+def _assert_runs_counted(reader: InMemoryMetricReader, runs: int, connections: int) -> None:
     found = _metrics(reader)
     assert sum(p.count for p in found["db.client.response.returned_rows"]) == 2 * runs
     assert sum(p.count for p in found["db.client.operation.duration"]) >= 2 * runs
-    polls = _total(found.get("databricks.client.operation.status_polls", []))
-    assert polls >= _seen(backend, POLLS_PER_RUN) * runs
-    chunks = _total(found.get("databricks.client.result.chunks", []))
-    assert chunks >= _seen(backend, FILES_PER_RUN) * runs
-    assert (_total(found.get("databricks.client.result.bytes", [])) > 0) is (backend != "kernel")
+    assert _total(found["databricks.client.operation.status_polls"]) >= POLLS_PER_RUN * runs
+    assert _total(found["databricks.client.result.chunks"]) >= FILES_PER_RUN * runs
+    assert _total(found["databricks.client.result.bytes"]) > 0
     assert sum(p.count for p in found["db.client.connection.create_time"]) == connections
     assert _total(found["db.client.connection.count"]) == 0
 
@@ -90,21 +78,21 @@ def _assert_runs_counted(
 def _one_run(reader: InMemoryMetricReader) -> dict[str, float]:
     found = _metrics(reader)
     return {
-        "polls": _total(found.get("databricks.client.operation.status_polls", [])),
-        "chunks": _total(found.get("databricks.client.result.chunks", [])),
-        "bytes": _total(found.get("databricks.client.result.bytes", [])),
+        "polls": _total(found["databricks.client.operation.status_polls"]),
+        "chunks": _total(found["databricks.client.result.chunks"]),
+        "bytes": _total(found["databricks.client.result.bytes"]),
         "durations": float(sum(p.count for p in found["db.client.operation.duration"])),
         "rows": float(sum(p.count for p in found["db.client.response.returned_rows"])),
     }
 
 
 def test_instrument_cycles_on_one_meter_provider_count_every_cycle(
-    warehouse: LocalWarehouse, backend: str
+    warehouse: LocalWarehouse,
 ) -> None:
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     tracer_provider = TracerProvider()
-    _script(warehouse, backend)
+    _script(warehouse)
     instrumentor = DbsqlInstrumentor()
     snapshots = []
     try:
@@ -120,24 +108,24 @@ def test_instrument_cycles_on_one_meter_provider_count_every_cycle(
                 instrumentor.uninstrument()
             snapshots.append(_one_run(reader))
         first, *later = snapshots
-        assert first["polls"] >= _seen(backend, POLLS_PER_RUN)
-        assert first["chunks"] >= _seen(backend, FILES_PER_RUN)
+        assert first["polls"] >= POLLS_PER_RUN
+        assert first["chunks"] >= FILES_PER_RUN
         for cycle, snapshot in enumerate(later, start=2):
             for name, value in snapshot.items():
                 assert value == pytest.approx(first[name] * cycle), (cycle, name, snapshots)
-        _assert_runs_counted(reader, runs=3, connections=3, backend=backend)
+        _assert_runs_counted(reader, runs=3, connections=3)
     finally:
         meter_provider.shutdown()
         tracer_provider.shutdown()
 
 
 def test_instrument_connection_with_options_counts_into_the_same_instruments(
-    warehouse: LocalWarehouse, backend: str
+    warehouse: LocalWarehouse,
 ) -> None:
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     tracer_provider = TracerProvider()
-    _script(warehouse, backend)
+    _script(warehouse)
     connections = [databricks.sql.connect(**warehouse.connect_kwargs()) for _ in range(3)]
     try:
         # Three runtimes of their own: each call passes options.
@@ -151,12 +139,9 @@ def test_instrument_connection_with_options_counts_into_the_same_instruments(
             _workload(warehouse, conn)
         found = _metrics(reader)
         assert sum(p.count for p in found["db.client.response.returned_rows"]) == 2 * 3
-        polls = _total(found.get("databricks.client.operation.status_polls", []))
-        assert polls >= _seen(backend, POLLS_PER_RUN) * 3
-        chunks = _total(found.get("databricks.client.result.chunks", []))
-        assert chunks >= _seen(backend, FILES_PER_RUN) * 3
-        bytes_ = _total(found.get("databricks.client.result.bytes", []))
-        assert (bytes_ > 0) is (backend != "kernel")
+        assert _total(found["databricks.client.operation.status_polls"]) >= POLLS_PER_RUN * 3
+        assert _total(found["databricks.client.result.chunks"]) >= FILES_PER_RUN * 3
+        assert _total(found["databricks.client.result.bytes"]) > 0
     finally:
         for conn in connections:
             conn.close()

@@ -60,8 +60,6 @@ print(json.dumps({"sessions": sessions, "warnings": warnings}))
 """
 
 
-# Options are read the same on every backend; each case costs a subprocess.
-@pytest.mark.backends("thrift")
 @pytest.mark.parametrize(
     ("variable", "raw"),
     [

@@ -15,7 +15,10 @@ import databricks.sql
 import pytest
 from databricks.sql.exc import DatabaseError
 
-from tests.conftest import Telemetry
+from tests.conftest import Telemetry, every_backend
+
+# Each backend reports a failure's SQLSTATE its own way.
+pytestmark = every_backend
 
 # 42501 (insufficient privilege) classifies as permission_error; the scripted error class in
 # the message ("SCRIPTED_ERROR") says nothing, so only the SQLSTATE can tell.

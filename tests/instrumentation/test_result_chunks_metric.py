@@ -14,7 +14,10 @@ from typing import Any
 import databricks.sql
 
 from opentelemetry_instrumentation_dbsql.testing.warehouse import LocalWarehouse
-from tests.conftest import Telemetry, cloudfetch_files
+from tests.conftest import Telemetry, cloudfetch_files, every_backend
+
+# Chunks come from each backend's own CloudFetch path (or none, on the kernel).
+pytestmark = every_backend
 
 CHUNKS = "databricks.client.result.chunks"
 FILES = 3

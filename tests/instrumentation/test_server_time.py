@@ -12,7 +12,10 @@ import databricks.sql
 import pytest
 from databricks.sql.exc import ServerOperationError
 
-from tests.conftest import Telemetry
+from tests.conftest import Telemetry, every_backend
+
+# Only Thrift reports server times: the others show none.
+pytestmark = every_backend
 
 
 def _statement(telemetry: Telemetry) -> dict[str, Any]:

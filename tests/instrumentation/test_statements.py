@@ -14,7 +14,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from opentelemetry_instrumentation_dbsql.hooks.statement_ids import statement_id_of
 from tests.aggregation.helpers import wait_until
-from tests.conftest import Telemetry, cloudfetch_files
+from tests.conftest import Telemetry, cloudfetch_files, every_backend
+
+# The facts of a statement come from each backend's own hook points.
+pytestmark = every_backend
 
 DRIVER_VERSION = tuple(int(p) for p in databricks.sql.__version__.split(".")[:2])
 
@@ -259,6 +262,7 @@ def test_dml_rows_modified(warehouse: Any, telemetry: Telemetry, backend: str) -
     assert statement.name.startswith("UPDATE")
 
 
+@pytest.mark.backends("thrift")  # the same on every backend
 def test_executemany_is_one_span(warehouse: Any, telemetry: Telemetry) -> None:
     warehouse.execute_sql("CREATE TABLE kv (k INT, v STRING)")
     rows = [{"k": i, "v": f"value{i}"} for i in range(5)]
@@ -479,6 +483,7 @@ def test_metrics(warehouse: Any, telemetry: Telemetry) -> None:
             assert "db.query.text" not in keys
 
 
+@pytest.mark.backends("thrift")  # the same on every backend
 def test_batch_is_named_as_the_conventions_name_it(warehouse: Any, telemetry: Telemetry) -> None:
     warehouse.execute_sql("CREATE TABLE kv (k INT, v STRING)")
     with databricks.sql.connect(**warehouse.connect_kwargs()) as conn, conn.cursor() as cursor:
@@ -497,6 +502,7 @@ def test_batch_is_named_as_the_conventions_name_it(warehouse: Any, telemetry: Te
     assert {"BATCH INSERT", "INSERT"} <= names
 
 
+@pytest.mark.backends("thrift")  # the same on every backend
 def test_statement_metrics_carry_summary_and_collection(
     warehouse: Any, telemetry: Telemetry
 ) -> None:

@@ -10,7 +10,10 @@ import pytest
 from databricks.sql.client import Cursor
 
 from opentelemetry_instrumentation_dbsql import statement_tags
-from tests.conftest import Telemetry, make_telemetry
+from tests.conftest import Telemetry, every_backend, make_telemetry
+
+# Query tags travel in Thrift's confOverlay or in the REST request.
+pytestmark = every_backend
 
 SUPPORTS_QUERY_TAGS = "query_tags" in inspect.signature(Cursor.execute).parameters
 needs_query_tags = pytest.mark.skipif(

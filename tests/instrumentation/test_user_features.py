@@ -67,8 +67,6 @@ def test_parameters_reach_hooks_only_when_captured(warehouse: Any) -> None:
     assert [info.parameters for info in seen] == [None]
 
 
-# Logged once per process: a second backend's run would find it logged already.
-@pytest.mark.backends("thrift")
 def test_a_failing_hook_is_logged_once_and_never_reaches_the_application(
     warehouse: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
