@@ -86,8 +86,15 @@ define leg_run
 	$(2)/bin/python -m pytest -q -p no:cacheprovider --backends=thrift $(3)
 endef
 
+# kernel: use_kernel=True. The index has databricks-sql-kernel 1.3.0 only: connector 4.9.0's
+# [kernel] extra needs >= 1.4.0, 4.8.0's resolves. The kernel-specific tests, on PYTHON.
+KERNEL_VENV := .venv-kernel
+KERNEL_INSTALL := -e ".[warehouse,test]" "databricks-sql-connector[kernel,pyarrow]==4.8.0"
+KERNEL_TESTS := tests/instrumentation tests/integrations/test_sea_backend.py tests/test_readme.py \
+	--backends=kernel -k kernel
+
 .PHONY: demo test lint typecheck pytest pytest-oldest pytest-oldest-connector pytest-newest \
-	leg-oldest leg-oldest-connector leg-newest bench clean
+	leg-oldest leg-oldest-connector leg-newest leg-kernel bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -103,6 +110,9 @@ $(OLDEST_CONNECTOR_VENV)/.installed-stamp: pyproject.toml Makefile
 
 $(NEWEST_VENV)/.installed-stamp: pyproject.toml Makefile
 	$(call leg_venv,$(NEWEST_VENV),$(NEWEST_PYTHON),$(NEWEST_INSTALL))
+
+$(KERNEL_VENV)/.installed-stamp: pyproject.toml Makefile
+	$(call leg_venv,$(KERNEL_VENV),$(PYTHON),$(KERNEL_INSTALL))
 
 demo: $(STAMP)
 	$(PY) demo/run.py
@@ -144,8 +154,12 @@ leg-oldest-connector: $(OLDEST_CONNECTOR_VENV)/.installed-stamp
 leg-newest: $(NEWEST_VENV)/.installed-stamp
 	$(call leg_run,newest,$(NEWEST_VENV),$(NEWEST_TESTS))
 
-test: lint typecheck pytest pytest-oldest-connector pytest-oldest pytest-newest
+leg-kernel: $(KERNEL_VENV)/.installed-stamp
+	$(call leg_run,kernel,$(KERNEL_VENV),$(KERNEL_TESTS))
+
+test: lint typecheck pytest pytest-oldest-connector pytest-oldest pytest-newest leg-kernel
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) $(OLDEST_CONNECTOR_VENV) $(NEWEST_VENV) .mypy_cache \
+	rm -rf $(VENV) $(OLDEST_VENV) $(OLDEST_CONNECTOR_VENV) $(NEWEST_VENV) $(KERNEL_VENV) \
+		.mypy_cache \
 		.pytest_cache .ruff_cache
