@@ -3,6 +3,9 @@ driver's own HTTP spans suppressed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from opentelemetry import context as otel_context
 
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
@@ -35,3 +38,21 @@ def exit_context(tokens: tuple[object, object]) -> None:
             otel_context.detach(tokens[0])  # type: ignore[arg-type]
     except Exception as exc:
         log_failure_once("context-exit", exc)
+
+
+def remember_statement(attribute: str, kind: str) -> Callable[..., Any]:
+    """A wrapper of a constructor that runs on the caller's thread for work another thread does
+    later (a download, a link fetch): it stores the current statement on the new object under
+    ``attribute``, where that thread, which has none of the caller's context, finds it."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        result = wrapped(*args, **kwargs)
+        tracker = current_statement.get()
+        if tracker is not None:
+            try:
+                setattr(instance, attribute, tracker)
+            except Exception as exc:
+                log_failure_once(kind, exc)
+        return result
+
+    return wrapper

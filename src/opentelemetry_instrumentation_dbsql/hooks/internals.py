@@ -15,7 +15,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_dbsql import attributes as attr
-from opentelemetry_instrumentation_dbsql.hooks.context import SUPPRESS_HTTP_KEY
+from opentelemetry_instrumentation_dbsql.hooks.context import SUPPRESS_HTTP_KEY, remember_statement
 from opentelemetry_instrumentation_dbsql.hooks.cursor import finish_result_of
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.spans import AttributeValue, SpanRecorder
@@ -162,18 +162,8 @@ def result_set_close(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwa
             finish_result_of(instance, reason)
 
 
-def download_handler_init(
-    wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any
-) -> Any:
-    """A CloudFetch download is scheduled (on the caller's thread): remember for whom."""
-    result = wrapped(*args, **kwargs)
-    tracker = current_statement.get()
-    if tracker is not None:
-        try:
-            setattr(instance, _HANDLER_ATTR, tracker)
-        except Exception as exc:
-            log_failure_once("download-init", exc)
-    return result
+# A CloudFetch download is scheduled (on the caller's thread): remember for whom.
+download_handler_init = remember_statement(_HANDLER_ATTR, "download-init")
 
 
 def log_download_metrics(

@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from opentelemetry_instrumentation_dbsql.hooks.context import SUPPRESS_HTTP_KEY
+from opentelemetry_instrumentation_dbsql.hooks.context import SUPPRESS_HTTP_KEY, remember_statement
 from opentelemetry_instrumentation_dbsql.log_once import log_failure_once
 from opentelemetry_instrumentation_dbsql.statement import StatementTracker, current_statement
 
@@ -87,17 +87,9 @@ def build_queue(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: 
     return wrapped(*args, **kwargs)
 
 
-def link_fetcher_init(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
-    """A ``LinkFetcher`` is made for a result's external links (on the caller's thread):
-    remember for which statement, before its worker thread starts."""
-    result = wrapped(*args, **kwargs)
-    tracker = current_statement.get()
-    if tracker is not None:
-        try:
-            setattr(instance, _FETCHER_ATTR, tracker)
-        except Exception as exc:
-            log_failure_once("sea-fetcher-init", exc)
-    return result
+# A ``LinkFetcher`` is made for a result's external links (on the caller's thread): remember
+# for which statement, before its worker thread starts.
+link_fetcher_init = remember_statement(_FETCHER_ATTR, "sea-fetcher-init")
 
 
 def link_fetcher_worker(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
